@@ -1,0 +1,374 @@
+"""Effectful: the public shell. Reads the environment, owns the transports, emits warnings, and is
+the one place where a ``Result`` becomes a value or an exception.
+
+Two faces of one pipeline:
+- the seed face, ``get_response`` and ``Client.get_response``: returns the answer (``str``, or the
+  parsed object when a schema is given) and raises the ``LLMError`` subclass on failure;
+- the typed face, ``generate`` and ``Client.generate``: returns ``Result[Generation[T], LLMError]``
+  for code that matches on failures instead of catching them.
+Programmer errors (unknown provider, option or config key, bad argument types, missing API key)
+raise ``ConfigurationError`` / ``MissingCredentialsError`` at once on both faces.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from attrs import field, frozen
+from returns.result import Failure, Result, Success
+
+from llmbackend import pipeline
+from llmbackend.convert import config_from
+from llmbackend.errors import ConfigurationError, LLMError, MissingCredentialsError, did_you_mean
+from llmbackend.logs import log
+from llmbackend.providers import Provider, get_provider
+from llmbackend.retrying import RetryPolicy
+from llmbackend.transport import DEFAULT_TIMEOUT, HTTPTransport
+from llmbackend.types import (
+    ConfigInput,
+    Generation,
+    GenerationRequest,
+    Secret,
+    StructuredOutput,
+    WireRequest,
+    WireResponse,
+)
+
+T = TypeVar("T")
+
+
+class LLMBackendWarning(UserWarning):
+    """Something was done that you asked for but should know about (e.g. a dropped parameter)."""
+
+
+#: Provider options every remote provider accepts.
+REMOTE_OPTIONS = ("api_key", "base_url", "timeout", "max_retries", "headers",
+                  "drop_unsupported_params")
+
+
+@frozen(kw_only=True)
+class ClientSettings:
+    """Where and how a client connects; equal settings share one pooled transport at top level."""
+
+    provider: str
+    base_url: str
+    api_key: Secret | None
+    timeout: float
+    max_retries: int
+    headers: tuple[tuple[str, str], ...] = ()
+    drop_unsupported: bool = field(default=False)
+
+
+def resolve_settings(
+    provider: Provider, options: Mapping[str, Any], environ: Mapping[str, str]
+) -> ClientSettings:
+    """The settings for ``provider`` from explicit options first, then the environment.
+
+    Raises ``ConfigurationError`` for an unknown option or a bad value, and
+    ``MissingCredentialsError`` when the provider's official endpoint would get no API key.
+    """
+    for name in options:
+        if name not in REMOTE_OPTIONS:
+            hint = did_you_mean(str(name), REMOTE_OPTIONS)
+            raise ConfigurationError(
+                message=f"unknown option {name!r} for provider {provider.name!r}.{hint} "
+                f"Options: {', '.join(REMOTE_OPTIONS)}.",
+                key=str(name),
+            )
+    base_url = options.get("base_url") or _first_env(environ, provider.base_url_env)
+    base_url = base_url or provider.default_base_url
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            message=f"base_url must be an http:// or https:// URL, got {base_url!r}",
+            key="base_url",
+        )
+    api_key = options.get("api_key") or _first_env(environ, provider.api_key_env)
+    if api_key is not None and not isinstance(api_key, str):
+        raise ConfigurationError(message="api_key must be a string", key="api_key")
+    if not api_key and base_url.rstrip("/") == provider.default_base_url:
+        variable = provider.api_key_env[0]
+        raise MissingCredentialsError(
+            message=f"{provider.label} needs an API key: set the {variable} environment variable "
+            f"or pass api_key=... to llmbackend.client({provider.name!r}, ...)",
+            provider=provider.name,
+            env_var=variable,
+        )
+    timeout = options.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ConfigurationError(
+            message=f"timeout must be a positive number of seconds, got {timeout!r}",
+            key="timeout",
+        )
+    max_retries = options.get("max_retries", RetryPolicy().max_retries)
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigurationError(
+            message=f"max_retries must be a whole number >= 0, got {max_retries!r}",
+            key="max_retries",
+        )
+    headers = options.get("headers") or {}
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise ConfigurationError(message="headers must be a dict of strings", key="headers")
+    drop = options.get("drop_unsupported_params", False)
+    if not isinstance(drop, bool):
+        raise ConfigurationError(message="drop_unsupported_params must be True or False",
+                                 key="drop_unsupported_params")
+    return ClientSettings(
+        provider=provider.name,
+        base_url=base_url.rstrip("/"),
+        api_key=Secret(api_key) if api_key else None,
+        timeout=float(timeout),
+        max_retries=max_retries,
+        headers=tuple(sorted(headers.items())),
+        drop_unsupported=drop,
+    )
+
+
+def _first_env(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def open_transport(provider: Provider, settings: ClientSettings) -> HTTPTransport:
+    """A new pooled transport for ``settings`` (connections open on the first request)."""
+    auth = (
+        {name: Secret(value)
+         for name, value in provider.auth_headers(settings.api_key.reveal()).items()}
+        if settings.api_key is not None else {}
+    )
+    return HTTPTransport(
+        provider=provider.name,
+        base_url=settings.base_url,
+        auth_headers=auth,
+        headers=dict(settings.headers),
+        timeout=settings.timeout,
+        retry=RetryPolicy(max_retries=settings.max_retries),
+    )
+
+
+# Top-level calls share one pooled transport per distinct settings, so that a loop of
+# ``llmbackend.get_response(...)`` reuses connections instead of paying a TLS handshake per call.
+_SHARED_LIMIT = 32
+_shared: dict[ClientSettings, HTTPTransport] = {}
+_shared_lock = threading.Lock()
+
+
+def _shared_transport(provider: Provider, settings: ClientSettings) -> HTTPTransport:
+    transport = _shared.get(settings)
+    if transport is None:
+        with _shared_lock:
+            transport = _shared.get(settings)
+            if transport is None:
+                if len(_shared) >= _SHARED_LIMIT:
+                    # Dropped, not closed: a call in another thread may still be using it.
+                    _shared.pop(next(iter(_shared)))
+                transport = _shared[settings] = open_transport(provider, settings)
+    return transport
+
+
+def unwrap_or_raise(result: Result[T, LLMError]) -> T:
+    """The value of a ``Success``; raises the ``LLMError`` of a ``Failure``."""
+    match result:
+        case Success(value):
+            return value  # type: ignore[no-any-return]
+        case Failure(error):
+            raise error
+    raise AssertionError("unreachable: a Result is a Success or a Failure")  # pragma: no cover
+
+
+def _request(
+    model: str, input: object, config: ConfigInput, schema: object, drop_unsupported: bool
+) -> GenerationRequest:
+    if not isinstance(input, str):
+        raise ConfigurationError(
+            message=f"input must be a string (the prompt), got {type(input).__name__}",
+            key="input",
+        )
+    if schema is not None and not isinstance(schema, StructuredOutput):
+        raise ConfigurationError(
+            message="schema must be llmbackend.StructuredOutput(schema=...) or "
+            f"StructuredOutput(pydantic_model=...), got {type(schema).__name__}",
+            key="schema",
+        )
+    return GenerationRequest(
+        model=model, input=input, config=config_from(config), schema=schema,
+        drop_unsupported=drop_unsupported,
+    )
+
+
+def _check_model(model: object) -> str:
+    if not isinstance(model, str) or not model:
+        raise ConfigurationError(message=f"model must be a non-empty string, got {model!r}",
+                                 key="model")
+    return model
+
+
+class Client:
+    """Effectful: one provider and model, with its own pooled connection.
+
+    Make it with ``llmbackend.client(provider, model, **provider_options)``; close it when done
+    (or use it as a context manager).
+    """
+
+    def __init__(self, provider: Provider, model: str, settings: ClientSettings) -> None:
+        self._provider = provider
+        self.model = _check_model(model)
+        self._settings = settings
+        self._transport = open_transport(provider, settings)
+
+    @property
+    def provider(self) -> str:
+        return self._provider.name
+
+    def __repr__(self) -> str:
+        return (f"Client(provider={self.provider!r}, model={self.model!r}, "
+                f"base_url={self._settings.base_url!r})")
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    @overload
+    def generate(self, input: str, config: ConfigInput = None, schema: None = None
+                 ) -> Result[Generation[str], LLMError]: ...
+
+    @overload
+    def generate(self, input: str, config: ConfigInput, schema: StructuredOutput[T]
+                 ) -> Result[Generation[T], LLMError]: ...
+
+    @overload
+    def generate(self, input: str, config: ConfigInput = None, *, schema: StructuredOutput[T]
+                 ) -> Result[Generation[T], LLMError]: ...
+
+    def generate(self, input: str, config: ConfigInput = None,
+                 schema: StructuredOutput[Any] | None = None) -> Result[Generation[Any], LLMError]:
+        """Typed face: the whole ``Generation`` on success, the ``LLMError`` as a ``Failure``."""
+        request = _request(self.model, input, config, schema, self._settings.drop_unsupported)
+        return _run(self._provider, request, self._transport)
+
+    @overload
+    def get_response(self, input: str, config: ConfigInput = None, schema: None = None
+                     ) -> str: ...
+
+    @overload
+    def get_response(self, input: str, config: ConfigInput, schema: StructuredOutput[T]) -> T: ...
+
+    @overload
+    def get_response(self, input: str, config: ConfigInput = None, *,
+                     schema: StructuredOutput[T]) -> T: ...
+
+    def get_response(self, input: str, config: ConfigInput = None,
+                     schema: StructuredOutput[Any] | None = None) -> Any:
+        """Seed face: the answer (text, or the parsed object with a schema); raises ``LLMError``."""
+        return unwrap_or_raise(self.generate(input, config, schema)).parsed
+
+
+def _run(provider: Provider, request: GenerationRequest, transport: HTTPTransport
+         ) -> Result[Generation[Any], LLMError]:
+    def send(wire: WireRequest) -> Result[WireResponse, LLMError]:
+        for message in wire.warnings:
+            log().warning("%s", message)
+            warnings.warn(message, LLMBackendWarning, stacklevel=_caller_stacklevel())
+        return transport.send(wire)
+
+    return pipeline.generate(provider, request, send)
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside llmbackend (and the
+    ``returns`` library it chains through), i.e. at the caller's own line."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(package)
+        or f"{os.sep}returns{os.sep}" in frame.f_code.co_filename
+    ):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+def client(provider: str, model: str, **provider_options: Any) -> Client:
+    """A client for one provider and model.
+
+    Provider options for the remote providers: ``api_key`` and ``base_url`` (else read from the
+    provider's environment variables), ``timeout`` (seconds, default 600), ``max_retries``
+    (default 2), ``headers`` (extra HTTP headers) and ``drop_unsupported_params`` (drop, with a
+    warning, config parameters the provider does not have, instead of failing).
+    """
+    spec = get_provider(provider)
+    return Client(spec, model, resolve_settings(spec, provider_options, os.environ))
+
+
+@overload
+def generate(provider: str, model: str, input: str, config: ConfigInput = None,
+             schema: None = None, **provider_options: Any) -> Result[Generation[str], LLMError]: ...
+
+
+@overload
+def generate(provider: str, model: str, input: str, config: ConfigInput,
+             schema: StructuredOutput[T], **provider_options: Any
+             ) -> Result[Generation[T], LLMError]: ...
+
+
+@overload
+def generate(provider: str, model: str, input: str, config: ConfigInput = None, *,
+             schema: StructuredOutput[T], **provider_options: Any
+             ) -> Result[Generation[T], LLMError]: ...
+
+
+def generate(provider: str, model: str, input: str, config: ConfigInput = None,
+             schema: StructuredOutput[Any] | None = None, **provider_options: Any
+             ) -> Result[Generation[Any], LLMError]:
+    """Typed face, one call: ``Result[Generation[T], LLMError]`` without making a client.
+
+    Connections are pooled and shared between calls with the same provider settings.
+    """
+    spec = get_provider(provider)
+    settings = resolve_settings(spec, provider_options, os.environ)
+    request = _request(_check_model(model), input, config, schema, settings.drop_unsupported)
+    return _run(spec, request, _shared_transport(spec, settings))
+
+
+@overload
+def get_response(provider: str, model: str, input: str, config: ConfigInput = None,
+                 schema: None = None, **provider_options: Any) -> str: ...
+
+
+@overload
+def get_response(provider: str, model: str, input: str, config: ConfigInput,
+                 schema: StructuredOutput[T], **provider_options: Any) -> T: ...
+
+
+@overload
+def get_response(provider: str, model: str, input: str, config: ConfigInput = None, *,
+                 schema: StructuredOutput[T], **provider_options: Any) -> T: ...
+
+
+def get_response(provider: str, model: str, input: str, config: ConfigInput = None,
+                 schema: StructuredOutput[Any] | None = None, **provider_options: Any) -> Any:
+    """Seed face, one call: the answer (text, or the parsed object with a schema).
+
+    Raises the ``LLMError`` subclass that says what went wrong.
+    """
+    return unwrap_or_raise(
+        generate(provider, model, input, config, schema, **provider_options)
+    ).parsed

@@ -1,0 +1,89 @@
+"""Pure: the Provider record (one per provider: its data and its pure functions) and the registry.
+
+Strategy: a provider is data plus pure functions, so the shell (``api``) and the pipeline treat
+every provider alike. Provider modules are imported on first use, keeping ``import llmbackend``
+light however many providers there are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from attrs import frozen
+from returns.result import Result
+
+from llmbackend.errors import ConfigurationError, LLMError, UnsupportedError, did_you_mean
+from llmbackend.types import Generation, GenerationRequest, WireRequest, WireResponse
+
+BuildGeneration = Callable[[GenerationRequest], Result[WireRequest, LLMError]]
+ParseGeneration = Callable[[GenerationRequest, WireResponse], Result[Generation[str], LLMError]]
+
+
+@frozen(kw_only=True)
+class Provider:
+    """Everything llmbackend needs to know to talk to one remote provider.
+
+    - ``name``: the provider argument (``"openai"``); ``label``: for messages (``"OpenAI"``).
+    - ``default_base_url``; ``api_key_env`` / ``base_url_env``: environment variables the shell
+      reads, in order of preference.
+    - ``auth_headers``: the headers that carry an API key (used by the transport only).
+    - ``build_generation`` / ``parse_generation``: the pure request builder and response parser.
+    """
+
+    name: str
+    label: str
+    default_base_url: str
+    api_key_env: tuple[str, ...]
+    base_url_env: tuple[str, ...]
+    auth_headers: Callable[[str], Mapping[str, str]]
+    build_generation: BuildGeneration
+    parse_generation: ParseGeneration
+
+
+def _openai() -> Provider:
+    from llmbackend.providers.openai import PROVIDER
+
+    return PROVIDER
+
+
+_REGISTRY: dict[str, Callable[[], Provider]] = {"openai": _openai}
+
+#: Providers the seed README names that are not built yet, with the issue that builds them.
+PLANNED: dict[str, str] = {
+    "anthropic": "Anthropic Messages (issue 4)",
+    "gemini": "Gemini generateContent (issue 5)",
+    "transformers": "local transformers models (issue 6)",
+    "vllm": "local vLLM models (issue 6)",
+    "mlx": "local MLX models (issue 6)",
+}
+
+
+def provider_names() -> tuple[str, ...]:
+    """Pure: the names of the providers this version can use."""
+    return tuple(_REGISTRY)
+
+
+def get_provider(name: Any) -> Provider:
+    """Pure: the provider called ``name``. Raises ``ConfigurationError`` for an unknown name and
+    ``UnsupportedError`` for one that is planned but not built yet."""
+    if not isinstance(name, str):
+        raise ConfigurationError(
+            message=f"provider must be a string such as 'openai', got {type(name).__name__}",
+            key="provider",
+        )
+    load = _REGISTRY.get(name.lower())
+    if load is not None:
+        return load()
+    if name.lower() in PLANNED:
+        raise UnsupportedError(
+            message=f"provider {name!r} is not available in this version of llmbackend: "
+            f"{PLANNED[name.lower()]} is not built yet. Available: {', '.join(_REGISTRY)}.",
+            provider=name,
+            parameter="provider",
+        )
+    hint = did_you_mean(name.lower(), [*_REGISTRY, *PLANNED])
+    raise ConfigurationError(
+        message=f"unknown provider {name!r}.{hint} Available: {', '.join(_REGISTRY)}.",
+        key="provider",
+    )

@@ -1,0 +1,418 @@
+"""Pure: OpenAI's Responses API (``POST /responses``) as request builders and response parsers.
+
+Reference: https://platform.openai.com/docs/api-reference/responses/create and the official
+OpenAPI description (``CreateResponse``, ``Response``), against which the tests validate every
+body built here.
+
+Mapping of the portable config:
+- ``temperature`` -> ``temperature``, ``top_p`` -> ``top_p``,
+  ``max_tokens`` -> ``max_output_tokens`` (the API's minimum is 16);
+- ``extra["system"]`` -> ``instructions``; every other ``extra`` key is passed through as is;
+- ``seed`` and ``extra["stop"]`` have no Responses API equivalent: they fail with
+  ``UnsupportedError`` unless the client was made with ``drop_unsupported_params=True``, which
+  drops them with a warning. Nothing is ever dropped silently.
+
+Structured outputs use ``text.format`` of type ``json_schema``, strict where the schema allows it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from returns.result import Failure, Result, Success
+
+from llmbackend.errors import (
+    BlockedError,
+    HTTPStatusError,
+    LLMError,
+    ProviderError,
+    RefusalError,
+    ResponseParseError,
+    TruncationError,
+    UnsupportedError,
+    excerpt,
+)
+from llmbackend.providers import Provider
+from llmbackend.schemas import Schema, is_object_schema, resolve_local_ref, rewrite, subschemas
+from llmbackend.types import (
+    Generation,
+    GenerationRequest,
+    StructuredOutput,
+    Usage,
+    WireRequest,
+    WireResponse,
+)
+
+NAME = "openai"
+LABEL = "OpenAI"
+BASE_URL = "https://api.openai.com/v1"
+RESPONSES_PATH = "/responses"
+#: The API rejects a smaller ``max_output_tokens`` (OpenAPI: ``minimum: 16``).
+MIN_OUTPUT_TOKENS = 16
+
+#: JSON Schema keywords that OpenAI's strict mode does not accept.
+#: https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
+STRICT_UNSUPPORTED_KEYWORDS = frozenset({
+    "allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
+    "patternProperties", "unevaluatedProperties", "propertyNames", "minProperties",
+    "maxProperties", "unevaluatedItems", "contains", "minContains", "maxContains", "uniqueItems",
+})
+
+
+def build_auth_headers(api_key: str) -> dict[str, str]:
+    """Pure: the header that carries an OpenAI API key."""
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+# --- request -----------------------------------------------------------------------------------
+
+
+def build_response_request(request: GenerationRequest) -> Result[WireRequest, LLMError]:
+    """Pure: the ``POST /responses`` request for one prompt.
+
+    Fails with ``UnsupportedError`` naming the parameter when the request asks for something the
+    Responses API cannot do (see the module docstring), or when ``extra`` collides with a field
+    llmbackend sets itself.
+    """
+    config = request.config
+    extra = dict(config.extra)
+    warnings: list[str] = []
+
+    for name, present in (
+        ("seed", config.seed is not None or "seed" in extra),
+        ("stop", "stop" in extra),
+    ):
+        if not present:
+            continue
+        if not request.drop_unsupported:
+            return Failure(_unsupported_portable(name))
+        extra.pop(name, None)
+        warnings.append(f"OpenAI's Responses API has no {name!r} parameter; it was dropped "
+                        "(drop_unsupported_params=True)")
+
+    for name in ("stream", "background"):
+        if extra.get(name):
+            return Failure(UnsupportedError(
+                message=f"config.extra[{name!r}]=True is not supported: llmbackend sends "
+                "synchronous requests and reads whole responses",
+                provider=NAME, parameter=name,
+            ))
+
+    body: dict[str, Any] = {"model": request.model, "input": request.input}
+    system = extra.pop("system", None)
+    if system is not None:
+        if not isinstance(system, str):
+            return Failure(UnsupportedError(
+                message="config.extra['system'] must be a string (it becomes 'instructions')",
+                provider=NAME, parameter="system",
+            ))
+        body["instructions"] = system
+    if config.temperature is not None:
+        body["temperature"] = config.temperature
+    if config.top_p is not None:
+        body["top_p"] = config.top_p
+    if config.max_tokens is not None:
+        if config.max_tokens < MIN_OUTPUT_TOKENS:
+            return Failure(UnsupportedError(
+                message=f"OpenAI's Responses API needs max_tokens >= {MIN_OUTPUT_TOKENS} "
+                f"(max_output_tokens), got {config.max_tokens}",
+                provider=NAME, parameter="max_tokens",
+            ))
+        body["max_output_tokens"] = config.max_tokens
+    if request.schema is not None:
+        text_options = extra.pop("text", {})
+        if not isinstance(text_options, Mapping) or "format" in text_options:
+            return Failure(UnsupportedError(
+                message="config.extra['text'] may carry other text options (e.g. verbosity) but "
+                "not 'format' when a schema is given: the schema sets the format",
+                provider=NAME, parameter="text",
+            ))
+        fmt = build_text_format(request.schema)
+        if isinstance(fmt, Failure):
+            return fmt
+        body["text"] = {**text_options, "format": fmt.unwrap()}
+
+    for key, value in extra.items():
+        if key in body:
+            return Failure(UnsupportedError(
+                message=f"config.extra[{key!r}] collides with {key!r}, which llmbackend sets "
+                "from the request; set it in one place only",
+                provider=NAME, parameter=key,
+            ))
+        body[key] = value
+    return Success(WireRequest(
+        method="POST", path=RESPONSES_PATH, json=body, warnings=tuple(warnings)
+    ))
+
+
+def _unsupported_portable(name: str) -> UnsupportedError:
+    where = "config.seed" if name == "seed" else "config.extra['stop']"
+    return UnsupportedError(
+        message=f"OpenAI's Responses API has no {name!r} parameter, so {where} cannot be honoured. "
+        "Remove it, or create the client with drop_unsupported_params=True to drop it with a "
+        "warning.",
+        provider=NAME, parameter=name,
+    )
+
+
+def build_text_format(schema: StructuredOutput[Any]) -> Result[dict[str, Any], LLMError]:
+    """Pure: the ``text.format`` object for a structured output.
+
+    A Pydantic model's schema is adapted to strict mode first (see ``make_strict``); a JSON Schema
+    dict is sent as written. Strict mode is used when the resulting schema satisfies OpenAI's
+    rules, unless ``schema.strict`` says otherwise; ``strict=True`` on an unsuitable schema fails
+    with ``UnsupportedError`` saying why.
+    """
+    adapted = make_strict(schema.schema) if schema.pydantic_model is not None else None
+    candidate = adapted if adapted is not None else dict(schema.schema)
+    problems = strict_violations(candidate)
+    if schema.strict is True and problems:
+        return Failure(UnsupportedError(
+            message=f"schema {schema.name!r} cannot use OpenAI's strict mode: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            provider=NAME, parameter="strict",
+        ))
+    strict = not problems and schema.strict is not False
+    sent = candidate if strict else dict(schema.schema)
+    fmt: dict[str, Any] = {"type": "json_schema", "name": schema.name, "schema": sent,
+                           "strict": strict}
+    description = sent.get("description")
+    if isinstance(description, str):
+        fmt["description"] = description
+    return Success(fmt)
+
+
+def strict_violations(schema: Mapping[str, Any]) -> list[str]:
+    """Pure: why ``schema`` cannot be used in OpenAI's strict mode (empty when it can).
+
+    The rules: the root is an object (not ``anyOf``); every object sets
+    ``additionalProperties: false`` and lists all its properties in ``required``; and no keyword
+    of ``STRICT_UNSUPPORTED_KEYWORDS`` appears.
+    """
+    problems: list[str] = []
+    if schema.get("type") != "object" or "anyOf" in schema:
+        problems.append("the root must be a plain object schema ('type': 'object')")
+    for path, node in subschemas(schema):
+        for keyword in sorted(STRICT_UNSUPPORTED_KEYWORDS.intersection(node)):
+            problems.append(f"{path} uses {keyword!r}, which strict mode does not support")
+        if not is_object_schema(node):
+            continue
+        if node.get("additionalProperties") is not False:
+            problems.append(f"{path} must set 'additionalProperties': false")
+        properties = node.get("properties", {})
+        required = node.get("required", [])
+        if isinstance(properties, Mapping) and isinstance(required, list):
+            missing = [name for name in properties if name not in required]
+            if missing:
+                problems.append(f"{path} must list every property in 'required' "
+                                f"(missing {', '.join(map(repr, missing))})")
+    return problems
+
+
+def make_strict(schema: Mapping[str, Any]) -> Schema:
+    """Pure: a Pydantic model's schema adapted to OpenAI's strict rules.
+
+    Objects get ``additionalProperties: false`` (unless they set it, as ``dict`` fields do) and list
+    every property as required: the model then always writes every field, and Pydantic still
+    validates the answer against the model. ``default`` (not accepted in strict mode) is dropped.
+    A ``$ref`` with sibling keywords (Pydantic writes a field's description beside the reference)
+    is inlined, since strict mode wants a bare ``$ref``.
+    """
+
+    inlining: set[str] = set()  # references being inlined now: a recursive model stops here
+
+    def adapt(node: Schema) -> Schema:
+        node.pop("default", None)
+        ref = node.get("$ref")
+        if isinstance(ref, str) and len(node) > 1 and ref not in inlining:
+            target = resolve_local_ref(schema, ref)
+            if target is not None:
+                inlining.add(ref)
+                siblings = {k: v for k, v in node.items() if k != "$ref"}
+                node = {**rewrite(target, adapt), **siblings}
+                inlining.discard(ref)
+        if is_object_schema(node):
+            node.setdefault("additionalProperties", False)
+            properties = node.get("properties")
+            if isinstance(properties, Mapping):
+                node["required"] = list(properties)
+        return node
+
+    return rewrite(schema, adapt)
+
+
+# --- response ----------------------------------------------------------------------------------
+
+
+def parse_response(
+    request: GenerationRequest, response: WireResponse
+) -> Result[Generation[str], LLMError]:
+    """Pure: the text answer of a ``POST /responses`` exchange, or the typed failure it reports.
+
+    - non-2xx -> ``HTTPStatusError`` with OpenAI's error type, code, param and message;
+    - a ``refusal`` content item -> ``RefusalError`` with the refusal text;
+    - ``status: incomplete`` -> ``TruncationError`` (``max_output_tokens``) or ``BlockedError``
+      (``content_filter``), carrying the partial text;
+    - ``status: failed`` or another unfinished status -> ``ProviderError``;
+    - only tool calls and no text -> ``UnsupportedError`` (llmbackend returns text);
+    - a body that is not a Responses object -> ``ResponseParseError``.
+    Never raises, whatever the bytes.
+    """
+    if not 200 <= response.status < 300:
+        return Failure(parse_error(response))
+    body = _json_object(response.body)
+    if body is None or not isinstance(body.get("output"), list):
+        return Failure(ResponseParseError(
+            message=f"{LABEL} answered HTTP {response.status} with a body that is not a "
+            "Responses API object (no 'output' list)",
+            provider=NAME, body=excerpt(response.body),
+        ))
+    text, refusal, tool_calls = collect_output(body["output"])
+    status = body.get("status")
+    if refusal is not None:
+        return Failure(RefusalError(message=f"the model refused: {refusal}", provider=NAME,
+                                    text=refusal))
+    if status == "incomplete":
+        details = body.get("incomplete_details")
+        reason = details.get("reason") if isinstance(details, Mapping) else None
+        if reason == "content_filter":
+            return Failure(BlockedError(
+                message="OpenAI's content filter stopped the answer (status incomplete, "
+                "reason content_filter)", provider=NAME, text=text, reason="content_filter",
+            ))
+        return Failure(TruncationError(
+            message=f"the answer was cut off ({reason or 'incomplete'}) after "
+            f"{len(text)} characters; raise max_tokens to get all of it",
+            provider=NAME, text=text,
+        ))
+    if status not in (None, "completed"):
+        error = body.get("error")
+        code, message = _error_fields(error if isinstance(error, Mapping) else {})
+        return Failure(ProviderError(
+            message=f"{LABEL} response status is {status!r}"
+            + (f": {message}" if message else ""),
+            provider=NAME, error_type=str(status), error_code=code, body=excerpt(response.body),
+        ))
+    if not text and tool_calls:
+        return Failure(UnsupportedError(
+            message=f"the model answered with tool calls ({', '.join(tool_calls)}) instead of "
+            "text; llmbackend returns text only (the calls are in the response body)",
+            provider=NAME, parameter="tools",
+        ))
+    model = body.get("model")
+    response_id = body.get("id")
+    return Success(Generation(
+        text=text,
+        parsed=text,
+        usage=parse_usage(body.get("usage")),
+        finish_reason="stop",
+        provider=NAME,
+        model=model if isinstance(model, str) else request.model,
+        response_id=response_id if isinstance(response_id, str) else None,
+        raw=body,
+    ))
+
+
+def collect_output(output: list[Any]) -> tuple[str, str | None, list[str]]:
+    """Pure: from a Responses ``output`` list, the joined ``output_text`` of the message items, the
+    joined refusal (``None`` if there is none) and the names of any tool calls. Items of other
+    kinds (reasoning, web search...) are skipped; their content stays in the raw body."""
+    texts: list[str] = []
+    refusals: list[str] = []
+    tool_calls: list[str] = []
+    for item in output:
+        if not isinstance(item, Mapping):
+            continue
+        kind = item.get("type")
+        if kind == "message" and isinstance(item.get("content"), list):
+            for part in item["content"]:
+                if not isinstance(part, Mapping):
+                    continue
+                if part.get("type") == "output_text" and isinstance(part.get("text"), str):
+                    texts.append(part["text"])
+                elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
+                    refusals.append(part["refusal"])
+        elif isinstance(kind, str) and kind.endswith("_call"):
+            name = item.get("name")
+            tool_calls.append(name if isinstance(name, str) else kind)
+    return "".join(texts), ("".join(refusals) if refusals else None), tool_calls
+
+
+def parse_usage(usage: object) -> Usage:
+    """Pure: token counts from a Responses ``usage`` object (missing or odd fields -> ``None``)."""
+    if not isinstance(usage, Mapping):
+        return Usage()
+    input_details = usage.get("input_tokens_details")
+    output_details = usage.get("output_tokens_details")
+    return Usage(
+        input_tokens=_count(usage.get("input_tokens")),
+        output_tokens=_count(usage.get("output_tokens")),
+        reasoning_tokens=_count(output_details.get("reasoning_tokens"))
+        if isinstance(output_details, Mapping) else None,
+        cached_input_tokens=_count(input_details.get("cached_tokens"))
+        if isinstance(input_details, Mapping) else None,
+    )
+
+
+def parse_error(response: WireResponse) -> HTTPStatusError:
+    """Pure: an ``HTTPStatusError`` from a non-2xx response, with OpenAI's ``error`` fields
+    (``{"error": {"message", "type", "param", "code"}}``) where the body has them."""
+    body = _json_object(response.body)
+    error = body.get("error") if body is not None else None
+    error_type = param = None
+    if isinstance(error, Mapping):
+        code, message = _error_fields(error)
+        error_type = _text(error.get("type"))
+        param = _text(error.get("param"))
+    else:
+        code = None
+        message = error if isinstance(error, str) else excerpt(response.body, 300)
+    kind = "/".join(part for part in (error_type, code) if part)
+    retries = f" after {response.attempts} attempts" if response.attempts > 1 else ""
+    return HTTPStatusError(
+        message=f"{LABEL} answered HTTP {response.status}{retries}"
+        + (f" ({kind})" if kind else "") + (f": {message}" if message else ""),
+        provider=NAME,
+        status=response.status,
+        error_type=error_type,
+        error_code=code,
+        error_param=param,
+        attempts=response.attempts,
+        body=excerpt(response.body),
+    )
+
+
+def _error_fields(error: Mapping[str, Any]) -> tuple[str | None, str]:
+    return _text(error.get("code")), _text(error.get("message")) or ""
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, Mapping | list):
+        return None
+    return str(value)
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+PROVIDER = Provider(
+    name=NAME,
+    label=LABEL,
+    default_base_url=BASE_URL,
+    api_key_env=("OPENAI_API_KEY",),
+    base_url_env=("OPENAI_BASE_URL",),
+    auth_headers=build_auth_headers,
+    build_generation=build_response_request,
+    parse_generation=parse_response,
+)

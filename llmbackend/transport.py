@@ -1,0 +1,174 @@
+"""Effectful: the one HTTP transport. Sends a ``WireRequest``, retries as ``retrying`` decides,
+and returns ``Result[WireResponse, LLMError]``.
+
+Strategy: this is the only module that touches the network (over httpx2, the HTTP library the
+vendors' own SDKs use), the clock and the sleep. It returns every HTTP response, error statuses
+included, as a ``WireResponse``: reading a provider's error body is the provider parser's job.
+It fails only when no response arrived (timeout, connection error). It is also the one place that
+holds credentials: they go into headers here and are scrubbed from anything it reports or logs.
+httpx2 is imported when the first request is sent, not at ``import llmbackend``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from returns.result import Failure, Result, Success
+
+from llmbackend.errors import LLMError, RequestTimeoutError, TransportError, UnsupportedError
+from llmbackend.logs import log
+from llmbackend.retrying import RetryPolicy, retry_delay
+from llmbackend.types import Secret, WireRequest, WireResponse
+
+if TYPE_CHECKING:
+    import httpx2
+
+
+#: Default seconds for a whole request; LLM answers can take minutes, as in the vendors' SDKs.
+DEFAULT_TIMEOUT = 600.0
+#: Connecting should never take long, whatever the overall timeout.
+CONNECT_TIMEOUT = 10.0
+
+USER_AGENT = "llmbackend/0.1"
+
+
+def redact(text: str, secrets: tuple[Secret, ...]) -> str:
+    """Pure: ``text`` with every secret's value replaced by ``********``."""
+    for secret in secrets:
+        value = secret.reveal()
+        if value:
+            text = text.replace(value, "********")
+    return text
+
+
+def encode_body(request: WireRequest) -> bytes | None:
+    """Pure: the bytes to send: ``content`` as given, or ``json`` as compact UTF-8 JSON.
+
+    Raises ``ValueError`` / ``TypeError`` when ``json`` holds something JSON cannot carry.
+    """
+    if request.content is not None:
+        return request.content
+    if request.json is None:
+        return None
+    return json.dumps(request.json, ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False).encode()
+
+
+class HTTPTransport:
+    """Effectful: a pooled HTTP connection to one provider endpoint, shared by every call made
+    through one llmbackend client. Thread-safe; close it (or the client) when done."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        auth_headers: Mapping[str, Secret],
+        headers: Mapping[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._auth_headers = dict(auth_headers)
+        self._secrets = tuple(self._auth_headers.values())
+        self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self._client: httpx2.Client | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"HTTPTransport(provider={self.provider!r}, base_url={self.base_url!r})"
+
+    def _http(self) -> httpx2.Client:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    import httpx2
+
+                    self._client = httpx2.Client(
+                        timeout=httpx2.Timeout(self.timeout,
+                                               connect=min(self.timeout, CONNECT_TIMEOUT)),
+                        headers=self._headers,
+                    )
+                client = self._client
+        return client
+
+    def close(self) -> None:
+        """Close the pooled connections. The transport reopens them if used again."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def send(self, request: WireRequest) -> Result[WireResponse, LLMError]:
+        """Effectful: send ``request``, retrying per the policy; the last response or failure."""
+        try:
+            content = encode_body(request)
+        except (TypeError, ValueError) as exc:
+            return Failure(UnsupportedError(
+                message=f"the request body cannot be sent as JSON: {exc} (check config.extra)",
+                provider=self.provider, parameter="extra",
+            ))
+        import httpx2
+
+        url = self.base_url + request.path
+        headers = {**request.headers,
+                   **{name: secret.reveal() for name, secret in self._auth_headers.items()}}
+        if request.json is not None and request.content is None:
+            headers["Content-Type"] = "application/json"
+        http = self._http()
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            outcome: WireResponse | TransportError
+            try:
+                reply = http.request(request.method, url, content=content, headers=headers)
+                outcome = WireResponse(
+                    status=reply.status_code,
+                    headers={name.lower(): value for name, value in reply.headers.items()},
+                    body=reply.content,
+                    attempts=attempt,
+                )
+            except httpx2.TimeoutException as exc:
+                outcome = RequestTimeoutError(
+                    message=self._scrub(f"{request.method} {url} timed out after "
+                                        f"{attempt} attempt(s) ({type(exc).__name__}; "
+                                        f"timeout {self.timeout:g} s)"),
+                    provider=self.provider, attempts=attempt,
+                )
+            except httpx2.TransportError as exc:
+                outcome = TransportError(
+                    message=self._scrub(f"{request.method} {url} failed after {attempt} "
+                                        f"attempt(s): {type(exc).__name__}: {exc}"),
+                    provider=self.provider, attempts=attempt,
+                )
+            received = outcome if isinstance(outcome, WireResponse) else None
+            what = f"HTTP {received.status}" if received else type(outcome).__name__
+            log().debug("%s %s -> %s in %.3f s (attempt %d)", request.method, url, what,
+                         time.perf_counter() - started, attempt)
+            delay = retry_delay(
+                self.retry, attempt,
+                status=received.status if received else None,
+                headers=received.headers if received else {},
+                now=time.time(), random_unit=random.random(),
+            )
+            if delay is None:
+                if isinstance(outcome, WireResponse):
+                    return Success(outcome)
+                return Failure(outcome)
+            log().info("%s %s: retrying in %.2f s after %s (attempt %d of %d)",
+                        request.method, url, delay, what, attempt, self.retry.max_retries + 1)
+            time.sleep(delay)
+
+    def _scrub(self, text: str) -> str:
+        return redact(text, self._secrets)
+
