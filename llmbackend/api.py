@@ -284,7 +284,6 @@ def _run(provider: Provider, request: GenerationRequest, transport: HTTPTranspor
          ) -> Result[Generation[Any], LLMError]:
     def send(wire: WireRequest) -> Result[WireResponse, LLMError]:
         for message in wire.warnings:
-            log().warning("%s", message)
             warnings.warn(message, LLMBackendWarning, stacklevel=_caller_stacklevel())
         return transport.send(wire)
 

@@ -183,10 +183,16 @@ def validate_output(schema: StructuredOutput[T], text: str, provider: str) -> Re
     validator_class = _validator_class(schema.schema)
     problem = best_match(validator_class(schema.schema).iter_errors(value))
     if problem is not None:
+        location = tuple(problem.absolute_path)
+        if problem.validator == "required" and isinstance(problem.instance, Mapping):
+            # Point at the missing property itself, as Pydantic does, not at its parent.
+            missing = [n for n in problem.validator_value if n not in problem.instance]
+            location = (*location, *missing[:1])
+        path = json_path(location)
         return Failure(SchemaValidationError(
-            message=f"the answer does not match the schema {schema.name!r} at "
-            f"{problem.json_path}: {problem.message}",
-            provider=provider, text=text, path=problem.json_path,
+            message=f"the answer does not match the schema {schema.name!r} at {path}: "
+            f"{problem.message}",
+            provider=provider, text=text, path=path,
         ))
     return Success(cast(T, value))
 

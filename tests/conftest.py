@@ -1,0 +1,114 @@
+"""Test configuration: a network guard (127.0.0.1 only), a clean environment, the loopback
+emulator, and the recorded fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.emulator import API_KEY, OpenAIEmulator
+
+# Machines here are noisy: no per-example deadline. The example count stays at Hypothesis' default.
+settings.register_profile("default", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("LLMBACKEND_SHARED", ROOT.parent / "shared"))
+FIXTURES = SHARED / "fixtures"
+SPECS = SHARED / "specs"
+
+
+# --- network guard -----------------------------------------------------------------------------
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+class NetworkBlocked(RuntimeError):
+    """A test tried to reach something other than 127.0.0.1."""
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _check(sock: socket.socket, address: Any) -> None:
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return
+    host = address[0] if isinstance(address, tuple) else address
+    if host not in LOOPBACK:
+        raise NetworkBlocked(f"tests may only connect to 127.0.0.1, not {address!r}")
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    _check(self, address)
+    _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    _check(self, address)
+    return _real_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    if host is not None and (host.decode() if isinstance(host, bytes) else host) not in LOOPBACK:
+        raise NetworkBlocked(f"tests may not resolve {host!r}: no network but 127.0.0.1")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+socket.getaddrinfo = _guarded_getaddrinfo
+
+
+# --- environment -------------------------------------------------------------------------------
+
+_PROVIDER_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                 "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees the developer's keys or proxies, and shared transports do not leak across."""
+    for name in _PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    yield
+    import llmbackend.api
+
+    for transport in list(llmbackend.api._shared.values()):
+        transport.close()
+    llmbackend.api._shared.clear()
+
+
+@pytest.fixture
+def emulator() -> Iterator[OpenAIEmulator]:
+    server = OpenAIEmulator().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def openai_env(emulator: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch) -> OpenAIEmulator:
+    """The emulator, wired in through the environment variables as a user would."""
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url)
+    return emulator
+
+
+# --- recorded fixtures ---------------------------------------------------------------------------
+
+
+def load_fixture(provider: str, name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / provider / name).read_text())  # type: ignore[no-any-return]
+
+
+def fixture_names(provider: str) -> list[str]:
+    return sorted(p.name for p in (FIXTURES / provider).glob("*.json"))
