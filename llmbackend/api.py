@@ -26,7 +26,6 @@ from returns.result import Failure, Result, Success
 from llmbackend import pipeline
 from llmbackend.convert import config_from
 from llmbackend.errors import ConfigurationError, LLMError, MissingCredentialsError, did_you_mean
-from llmbackend.logs import log
 from llmbackend.providers import Provider, get_provider
 from llmbackend.retrying import RetryPolicy
 from llmbackend.transport import DEFAULT_TIMEOUT, HTTPTransport
@@ -150,6 +149,7 @@ def open_transport(provider: Provider, settings: ClientSettings) -> HTTPTranspor
         provider=provider.name,
         base_url=settings.base_url,
         auth_headers=auth,
+        secrets=(settings.api_key,) if settings.api_key is not None else (),
         headers=dict(settings.headers),
         timeout=settings.timeout,
         retry=RetryPolicy(max_retries=settings.max_retries),

@@ -35,7 +35,7 @@ T = TypeVar("T")
 _CONFIG_KEYS = tuple(a.name for a in fields(GenerationConfig))
 
 
-# --- user config ---------------------------------------------------------------------------------
+# --- user config ----------------------------------------------------------------------------------
 
 
 @cache
@@ -91,7 +91,7 @@ def _unknown_keys(keys: list[str]) -> ConfigurationError:
     )
 
 
-# --- schemas -----------------------------------------------------------------------------------
+# --- schemas --------------------------------------------------------------------------------------
 
 
 def pydantic_schema(model: object) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def _validator_class(schema: Mapping[str, Any]) -> Any:
     return validator_for(schema, default=Draft202012Validator)
 
 
-# --- answers -------------------------------------------------------------------------------------
+# --- answers --------------------------------------------------------------------------------------
 
 
 def json_path(location: tuple[int | str, ...]) -> str:

@@ -68,7 +68,7 @@ class LLMError(Exception):
         return (_rebuild, (type(self), values))
 
 
-# --- raised at once: the caller must change the code -------------------------------------------
+# --- raised at once: the caller must change the code ----------------------------------------------
 
 
 @frozen(kw_only=True, auto_exc=False, slots=False)
@@ -105,7 +105,7 @@ class MissingDependencyError(LLMError, ImportError):
     extra: str | None = None
 
 
-# --- returned as Failure: the request reached (or tried to reach) the provider -----------------
+# --- returned as Failure: the request reached (or tried to reach) the provider --------------------
 
 
 @frozen(kw_only=True, auto_exc=False, slots=False)
@@ -170,7 +170,7 @@ class ResponseParseError(LLMError):
     body: str | None = field(default=None, repr=False)
 
 
-# --- the answer arrived but cannot be used as asked --------------------------------------------
+# --- the answer arrived but cannot be used as asked -----------------------------------------------
 
 
 @frozen(kw_only=True, auto_exc=False, slots=False)

@@ -69,6 +69,7 @@ class HTTPTransport:
         provider: str,
         base_url: str,
         auth_headers: Mapping[str, Secret],
+        secrets: tuple[Secret, ...] = (),
         headers: Mapping[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
@@ -78,7 +79,8 @@ class HTTPTransport:
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self._auth_headers = dict(auth_headers)
-        self._secrets = tuple(self._auth_headers.values())
+        # What to scrub from anything reported: the raw keys and the header values built on them.
+        self._secrets = (*secrets, *self._auth_headers.values())
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._client: httpx2.Client | None = None
         self._lock = threading.Lock()
@@ -135,7 +137,7 @@ class HTTPTransport:
                 outcome = WireResponse(
                     status=reply.status_code,
                     headers={name.lower(): value for name, value in reply.headers.items()},
-                    body=reply.content,
+                    body=self._scrub_bytes(reply.content),
                     attempts=attempt,
                 )
             except httpx2.TimeoutException as exc:
@@ -171,4 +173,13 @@ class HTTPTransport:
 
     def _scrub(self, text: str) -> str:
         return redact(text, self._secrets)
+
+    def _scrub_bytes(self, body: bytes) -> bytes:
+        # Some APIs quote the key they were sent in an error body; that body then feeds error
+        # messages and logs, so the key is cut out here, where it is known.
+        for secret in self._secrets:
+            value = secret.reveal().encode()
+            if value and value in body:
+                body = body.replace(value, b"********")
+        return body
 

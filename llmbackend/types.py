@@ -41,7 +41,7 @@ class Secret:
     __str__ = __repr__
 
 
-# --- generation config -------------------------------------------------------------------------
+# --- generation config ----------------------------------------------------------------------------
 
 
 def _number_between(low: float, high: float) -> Any:
@@ -126,7 +126,7 @@ class GenerationConfig:
 ConfigInput = GenerationConfig | Mapping[str, Any] | None
 
 
-# --- structured output ---------------------------------------------------------------------------
+# --- structured output ----------------------------------------------------------------------------
 
 _FORMAT_NAME = re.compile(r"[^a-zA-Z0-9_-]+")
 
@@ -212,7 +212,7 @@ class StructuredOutput(Generic[T_co]):
         )
 
 
-# --- results ---------------------------------------------------------------------------------
+# --- results --------------------------------------------------------------------------------------
 
 
 @frozen(kw_only=True)
@@ -249,7 +249,7 @@ class Generation(Generic[T_co]):
     raw: Mapping[str, Any] = field(factory=dict, repr=False, hash=False)
 
 
-# --- the wire --------------------------------------------------------------------------------
+# --- the wire -------------------------------------------------------------------------------------
 
 
 @frozen(kw_only=True)

@@ -21,17 +21,22 @@ settings.register_profile("default", deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("LLMBACKEND_SHARED", ROOT.parent / "shared"))
-FIXTURES = SHARED / "fixtures"
-SPECS = SHARED / "specs"
+# Byte-identical copies of the team's shared material (recorded traffic, the OpenAI OpenAPI spec,
+# the seed README), so that a clean clone tests on its own; test_shared_copies.py checks them
+# against ../shared wherever that exists.
+DATA = ROOT / "tests" / "data"
+FIXTURES = DATA / "fixtures"
+SPECS = DATA / "specs"
+SEED = DATA / "seed"
+SHARED = ROOT.parent / "shared"
 
 
-# --- network guard -----------------------------------------------------------------------------
+# --- network guard --------------------------------------------------------------------------------
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-class NetworkBlocked(RuntimeError):
+class NetworkBlockedError(RuntimeError):
     """A test tried to reach something other than 127.0.0.1."""
 
 
@@ -45,7 +50,7 @@ def _check(sock: socket.socket, address: Any) -> None:
         return
     host = address[0] if isinstance(address, tuple) else address
     if host not in LOOPBACK:
-        raise NetworkBlocked(f"tests may only connect to 127.0.0.1, not {address!r}")
+        raise NetworkBlockedError(f"tests may only connect to 127.0.0.1, not {address!r}")
 
 
 def _guarded_connect(self: socket.socket, address: Any) -> None:
@@ -60,7 +65,7 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
 
 def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     if host is not None and (host.decode() if isinstance(host, bytes) else host) not in LOOPBACK:
-        raise NetworkBlocked(f"tests may not resolve {host!r}: no network but 127.0.0.1")
+        raise NetworkBlockedError(f"tests may not resolve {host!r}: no network but 127.0.0.1")
     return _real_getaddrinfo(host, *args, **kwargs)
 
 
@@ -69,7 +74,7 @@ socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 socket.getaddrinfo = _guarded_getaddrinfo
 
 
-# --- environment -------------------------------------------------------------------------------
+# --- environment ----------------------------------------------------------------------------------
 
 _PROVIDER_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
                  "http_proxy", "https_proxy", "all_proxy")
@@ -103,7 +108,7 @@ def openai_env(emulator: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch) -> Ope
     return emulator
 
 
-# --- recorded fixtures ---------------------------------------------------------------------------
+# --- recorded fixtures ----------------------------------------------------------------------------
 
 
 def load_fixture(provider: str, name: str) -> dict[str, Any]:

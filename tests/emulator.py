@@ -28,6 +28,7 @@ class Recorded:
     path: str
     headers: Mapping[str, str]
     body: bytes
+    peer: tuple[str, int] = ("", 0)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -150,7 +151,8 @@ class OpenAIEmulator:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 recorded = Recorded(self.command, self.path,
-                                    {k.lower(): v for k, v in self.headers.items()}, body)
+                                    {k.lower(): v for k, v in self.headers.items()}, body,
+                                    self.client_address[:2])
                 with emulator._lock:
                     emulator.requests.append(recorded)
                     scripted = emulator.script.popleft() if emulator.script else None
@@ -171,7 +173,8 @@ class OpenAIEmulator:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -12,7 +12,7 @@ from llmbackend.types import GenerationConfig
 # Answers are JSON, which has no NaN or infinity: instances built from type hints must not either.
 st.register_type_strategy(float, st.floats(allow_nan=False, allow_infinity=False))
 
-# --- JSON ----------------------------------------------------------------------------------------
+# --- JSON -----------------------------------------------------------------------------------------
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
                                                                         allow_infinity=False) \
@@ -24,7 +24,7 @@ json_values = st.recursive(
     max_leaves=20,
 )
 
-# --- config --------------------------------------------------------------------------------------
+# --- config ---------------------------------------------------------------------------------------
 
 #: ``extra`` keys the Responses API accepts, with valid values (passed through by the builder).
 openai_passthrough = st.fixed_dictionaries({}, optional={
@@ -63,7 +63,7 @@ openai_configs = configs(max_tokens=st.none() | st.integers(16, 100_000), seeds=
 prompts = st.text(max_size=200)
 models = st.sampled_from(["gpt-4o-mini", "gpt-4o", "gpt-5", "o3-mini", "my-local-model"])
 
-# --- schemas -------------------------------------------------------------------------------------
+# --- schemas --------------------------------------------------------------------------------------
 
 names = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10).filter(
     lambda n: not keyword.iskeyword(n) and not n.startswith("_") and n.isidentifier()
@@ -112,7 +112,7 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
 
 strict_json_schemas = json_schemas.map(_closed)
 
-# --- Pydantic models -----------------------------------------------------------------------------
+# --- Pydantic models ------------------------------------------------------------------------------
 
 _field_types: list[Any] = [str, int, float, bool, list[str], Optional[int],  # noqa: UP045
                            Literal["red", "green"], dict[str, int]]
@@ -138,7 +138,7 @@ def pydantic_models(draw: st.DrawFn, depth: int = 2) -> type[Any]:
     return create_model(draw(names).capitalize() or "Model", **fields)  # type: ignore[no-any-return,call-overload]
 
 
-# --- Responses API bodies -----------------------------------------------------------------------
+# --- Responses API bodies -------------------------------------------------------------------------
 
 _text_parts = st.builds(lambda text: {"type": "output_text", "text": text, "annotations": [],
                                       "logprobs": []}, st.text(max_size=30))

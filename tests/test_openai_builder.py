@@ -43,7 +43,7 @@ def build_failure(config: GenerationConfig, *, drop: bool = False) -> Unsupporte
     return error
 
 
-# --- every body is a valid CreateResponse ------------------------------------------------------
+# --- every body is a valid CreateResponse ---------------------------------------------------------
 
 
 @settings(max_examples=150)
@@ -81,7 +81,7 @@ def test_builder_is_total(config: GenerationConfig, drop: bool) -> None:
             assert error.parameter in {"seed", "stop", "max_tokens"}
 
 
-# --- mapping -----------------------------------------------------------------------------------
+# --- mapping --------------------------------------------------------------------------------------
 
 
 @given(strategies.openai_configs)
@@ -168,7 +168,7 @@ def test_extra_text_options_merge_with_the_schema_format() -> None:
     assert result.failure().parameter == "text"  # type: ignore[attr-defined]
 
 
-# --- structured outputs ------------------------------------------------------------------------
+# --- structured outputs ---------------------------------------------------------------------------
 
 
 @given(strategies.strict_json_schemas)

@@ -147,7 +147,7 @@ def _body_and_status(name: str) -> tuple[Any, int]:
     return fixture["response"]["body"], fixture["response"]["status"]
 
 
-# --- the official SDK as an oracle ---------------------------------------------------------------
+# --- the official SDK as an oracle ----------------------------------------------------------------
 
 
 def sdk_read(body: dict[str, Any]) -> SDKResponse:
@@ -180,7 +180,7 @@ def test_sdk_and_parser_agree_on_synthesised_bodies(body: dict[str, Any]) -> Non
     assert generation.response_id == sdk.id
 
 
-# --- properties ----------------------------------------------------------------------------------
+# --- properties -----------------------------------------------------------------------------------
 
 
 @given(st.binary(max_size=300), strategies.http_statuses)

@@ -25,7 +25,7 @@ from llmbackend.errors import (
 from llmbackend.types import GenerationConfig, Secret, StructuredOutput
 from tests import strategies
 
-# --- GenerationConfig ------------------------------------------------------------------------------
+# --- GenerationConfig -----------------------------------------------------------------------------
 
 
 @given(strategies.configs())
@@ -81,7 +81,7 @@ def test_extra_is_copied_not_shared() -> None:
     assert config.extra == {"system": "be brief"}
 
 
-# --- StructuredOutput ----------------------------------------------------------------------------
+# --- StructuredOutput -----------------------------------------------------------------------------
 
 
 class Summary(BaseModel):
@@ -136,7 +136,7 @@ def test_generated_schemas_are_accepted(schema: dict[str, Any]) -> None:
     assert StructuredOutput(schema=schema).schema == schema
 
 
-# --- Secret and errors -----------------------------------------------------------------------------
+# --- Secret and errors ----------------------------------------------------------------------------
 
 
 def test_secret_never_shows_its_value() -> None:

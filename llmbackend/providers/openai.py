@@ -66,7 +66,7 @@ def build_auth_headers(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
-# --- request -----------------------------------------------------------------------------------
+# --- request --------------------------------------------------------------------------------------
 
 
 def build_response_request(request: GenerationRequest) -> Result[WireRequest, LLMError]:
@@ -243,7 +243,7 @@ def make_strict(schema: Mapping[str, Any]) -> Schema:
     return rewrite(schema, adapt)
 
 
-# --- response ----------------------------------------------------------------------------------
+# --- response -------------------------------------------------------------------------------------
 
 
 def parse_response(

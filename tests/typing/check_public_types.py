@@ -1,0 +1,63 @@
+"""Checked by mypy --strict in tests/test_typing.py (never run): the public API's inferred types."""
+
+from __future__ import annotations
+
+from typing import Any, assert_type
+
+from pydantic import BaseModel
+from returns.pipeline import is_successful
+from returns.result import Result, Success
+
+import llmbackend
+from llmbackend import Generation, LLMError, StructuredOutput
+from llmbackend.pipeline import generate as pipeline_generate
+from llmbackend.providers.openai import PROVIDER, build_response_request, parse_response
+from llmbackend.types import GenerationRequest, WireRequest, WireResponse
+
+
+class Summary(BaseModel):
+    title: str
+
+
+summary_schema = StructuredOutput(pydantic_model=Summary)
+dict_schema = StructuredOutput(schema={"type": "object"})
+assert_type(summary_schema, StructuredOutput[Summary])
+assert_type(dict_schema, StructuredOutput[Any])
+
+# Seed face: str without a schema, the model's type with one.
+assert_type(llmbackend.get_response("openai", "m", "hi"), str)
+assert_type(llmbackend.get_response("openai", "m", "hi", {"temperature": 0.1}), str)
+assert_type(llmbackend.get_response("openai", "m", "hi", schema=summary_schema), Summary)
+assert_type(llmbackend.get_response("openai", "m", "hi", None, summary_schema), Summary)
+
+client = llmbackend.client("openai", "m", api_key="k")
+assert_type(client.get_response("hi"), str)
+assert_type(client.get_response("hi", schema=summary_schema), Summary)
+
+# Typed face: Result[Generation[T], LLMError].
+text_result = llmbackend.generate("openai", "m", "hi")
+assert_type(text_result, Result[Generation[str], LLMError])
+model_result = client.generate("hi", schema=summary_schema)
+assert_type(model_result, Result[Generation[Summary], LLMError])
+
+# returns' Success/Failure patterns bind Any for type checkers; is_successful + unwrap/failure
+# keeps the precise types (this is what docs/typed-face.md recommends).
+if is_successful(model_result):
+    assert_type(model_result.unwrap().parsed.title, str)
+else:
+    assert_type(model_result.failure(), LLMError)
+
+title = model_result.map(lambda g: g.parsed.title)
+assert_type(title, Result[str, LLMError])
+
+# Pure builders and parsers compose with any sender.
+request = GenerationRequest(model="m", input="hi")
+assert_type(build_response_request(request), Result[WireRequest, LLMError])
+
+
+def send(wire: WireRequest) -> Result[WireResponse, LLMError]:
+    return Success(WireResponse(status=200, body=b"{}"))
+
+
+assert_type(parse_response(request, WireResponse(status=200)), Result[Generation[str], LLMError])
+assert_type(pipeline_generate(PROVIDER, request, send), Result[Generation[Any], LLMError])
