@@ -55,8 +55,11 @@ def encode_body(request: WireRequest) -> bytes | None:
         return request.content
     if request.json is None:
         return None
-    return json.dumps(request.json, ensure_ascii=False, separators=(",", ":"),
-                      allow_nan=False).encode()
+    return _ENCODER.encode(request.json).encode()
+
+
+# One encoder for every request: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 class HTTPTransport:
@@ -79,8 +82,10 @@ class HTTPTransport:
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self._auth_headers = dict(auth_headers)
-        # What to scrub from anything reported: the raw keys and the header values built on them.
-        self._secrets = (*secrets, *self._auth_headers.values())
+        # What to scrub from anything reported: the raw keys (which also covers header values
+        # built on them, such as "Bearer <key>"), else the header values themselves.
+        self._secrets = secrets or tuple(self._auth_headers.values())
+        self._secret_bytes = tuple(s.reveal().encode() for s in self._secrets if s.reveal())
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._client: httpx2.Client | None = None
         self._lock = threading.Lock()
@@ -177,9 +182,8 @@ class HTTPTransport:
     def _scrub_bytes(self, body: bytes) -> bytes:
         # Some APIs quote the key they were sent in an error body; that body then feeds error
         # messages and logs, so the key is cut out here, where it is known.
-        for secret in self._secrets:
-            value = secret.reveal().encode()
-            if value and value in body:
+        for value in self._secret_bytes:
+            if value in body:
                 body = body.replace(value, b"********")
         return body
 
