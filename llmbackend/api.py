@@ -60,8 +60,9 @@ class ClientSettings:
     api_key: Secret | None
     timeout: float
     max_retries: int
-    headers: tuple[tuple[str, str], ...] = ()
-    drop_unsupported: bool = field(default=False)
+    # Hidden from the repr: gateways often take a credential in a custom header.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    drop_unsupported: bool = False
 
 
 def resolve_settings(
