@@ -59,11 +59,6 @@ PLANNED: dict[str, str] = {
 }
 
 
-def provider_names() -> tuple[str, ...]:
-    """Pure: the names of the providers this version can use."""
-    return tuple(_REGISTRY)
-
-
 def get_provider(name: Any) -> Provider:
     """Pure: the provider called ``name``. Raises ``ConfigurationError`` for an unknown name and
     ``UnsupportedError`` for one that is planned but not built yet."""
