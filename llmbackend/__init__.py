@@ -9,8 +9,20 @@ Seed face: ``get_response``, ``client`` (values or exceptions). Typed face: ``ge
 # Type checkers treat any constant named TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from llmbackend.api import Client, LLMBackendWarning, client, generate, get_response
+    from llmbackend.api import (
+        Client,
+        LLMBackendWarning,
+        client,
+        create_batch,
+        generate,
+        get_batch,
+        get_response,
+    )
+    from llmbackend.batching import BatchCounts, BatchState, BatchStatus
     from llmbackend.errors import (
+        BatchItemFailure,
+        BatchItemsError,
+        BatchNotReadyError,
         BlockedError,
         ConfigurationError,
         HTTPStatusError,
@@ -28,11 +40,19 @@ if TYPE_CHECKING:
         TruncationError,
         UnsupportedError,
     )
+    from llmbackend.jobs import Batch
     from llmbackend.types import Generation, GenerationConfig, StructuredOutput, Usage
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Batch",
+    "BatchCounts",
+    "BatchItemFailure",
+    "BatchItemsError",
+    "BatchNotReadyError",
+    "BatchState",
+    "BatchStatus",
     "BlockedError",
     "Client",
     "ConfigurationError",
@@ -57,7 +77,9 @@ __all__ = [
     "Usage",
     "__version__",
     "client",
+    "create_batch",
     "generate",
+    "get_batch",
     "get_response",
 ]
 
@@ -65,8 +87,10 @@ __all__ = [
 # millisecond and a program pays for the pipeline (attrs, returns, our modules) only when it uses
 # it; httpx2, jsonschema, cattrs and Pydantic wait further, until a request or a schema needs them.
 _HOME = {
-    **dict.fromkeys(("Client", "LLMBackendWarning", "client", "generate", "get_response"),
-                    "llmbackend.api"),
+    **dict.fromkeys(("Client", "LLMBackendWarning", "client", "create_batch", "generate",
+                     "get_batch", "get_response"), "llmbackend.api"),
+    **dict.fromkeys(("BatchCounts", "BatchState", "BatchStatus"), "llmbackend.batching"),
+    "Batch": "llmbackend.jobs",
     **dict.fromkeys(("Generation", "GenerationConfig", "StructuredOutput", "Usage"),
                     "llmbackend.types"),
 }

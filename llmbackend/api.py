@@ -18,14 +18,20 @@ import threading
 import warnings
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from attrs import field, frozen
 from returns.result import Failure, Result, Success
 
 from llmbackend import pipeline
 from llmbackend.convert import config_from
-from llmbackend.errors import ConfigurationError, LLMError, MissingCredentialsError, did_you_mean
+from llmbackend.errors import (
+    ConfigurationError,
+    LLMError,
+    MissingCredentialsError,
+    UnsupportedError,
+    did_you_mean,
+)
 from llmbackend.providers import Provider, get_provider
 from llmbackend.retrying import RetryPolicy
 from llmbackend.transport import DEFAULT_TIMEOUT, HTTPTransport
@@ -38,6 +44,11 @@ from llmbackend.types import (
     WireRequest,
     WireResponse,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from llmbackend.jobs import Batch
 
 T = TypeVar("T")
 
@@ -195,16 +206,20 @@ def _request(
             message=f"input must be a string (the prompt), got {type(input).__name__}",
             key="input",
         )
+    return GenerationRequest(
+        model=model, input=input, config=config_from(config), schema=_check_schema(schema),
+        drop_unsupported=drop_unsupported,
+    )
+
+
+def _check_schema(schema: object) -> StructuredOutput[Any] | None:
     if schema is not None and not isinstance(schema, StructuredOutput):
         raise ConfigurationError(
             message="schema must be llmbackend.StructuredOutput(schema=...) or "
             f"StructuredOutput(pydantic_model=...), got {type(schema).__name__}",
             key="schema",
         )
-    return GenerationRequest(
-        model=model, input=input, config=config_from(config), schema=schema,
-        drop_unsupported=drop_unsupported,
-    )
+    return schema
 
 
 def _check_model(model: object) -> str:
@@ -279,6 +294,79 @@ class Client:
                      schema: StructuredOutput[Any] | None = None) -> Any:
         """Seed face: the answer (text, or the parsed object with a schema); raises ``LLMError``."""
         return unwrap_or_raise(self.generate(input, config, schema)).parsed
+
+
+    @overload
+    def submit_batch(self, inputs: Iterable[str], config: ConfigInput = None,
+                     schema: None = None, batch_options: Mapping[str, Any] | None = None
+                     ) -> Batch[str]: ...
+
+    @overload
+    def submit_batch(self, inputs: Iterable[str], config: ConfigInput,
+                     schema: StructuredOutput[T],
+                     batch_options: Mapping[str, Any] | None = None) -> Batch[T]: ...
+
+    @overload
+    def submit_batch(self, inputs: Iterable[str], config: ConfigInput = None, *,
+                     schema: StructuredOutput[T],
+                     batch_options: Mapping[str, Any] | None = None) -> Batch[T]: ...
+
+    def submit_batch(self, inputs: Iterable[str], config: ConfigInput = None,
+                     schema: StructuredOutput[Any] | None = None,
+                     batch_options: Mapping[str, Any] | None = None) -> Batch[Any]:
+        """Start a provider batch job of ``inputs`` (one prompt each) and return its handle.
+
+        ``batch_options`` for OpenAI: ``display_name``, ``completion_window`` (``"24h"``),
+        ``custom_ids`` (one unique id per input), ``system``, ``max_requests_per_batch``. Bad
+        inputs or options raise ``ConfigurationError`` before anything is uploaded. See
+        ``docs/batches.md``.
+        """
+        return _submit(self._provider, self.model, self._settings, self._transport,
+                       inputs=inputs, config=config, schema=schema, batch_options=batch_options)
+
+    @overload
+    def get_batch(self, batch_id: str, schema: None = None) -> Batch[Any]: ...
+
+    @overload
+    def get_batch(self, batch_id: str, schema: StructuredOutput[T]) -> Batch[T]: ...
+
+    def get_batch(self, batch_id: str, schema: StructuredOutput[Any] | None = None
+                  ) -> Batch[Any]:
+        """Re-attach to a batch from its id (e.g. in another process). Give the ``schema`` it was
+        submitted with to get the parsed objects back; without one, a structured batch's answers
+        come back as JSON values, validated against the schema stored in its input file."""
+        return _attach(self._provider, self._transport, batch_id, schema)
+
+
+def _submit(provider: Provider, model: str, settings: ClientSettings, transport: HTTPTransport,
+            *, inputs: object, config: ConfigInput, schema: object,
+            batch_options: Mapping[str, Any] | None) -> Batch[Any]:
+    from llmbackend import jobs
+
+    _require_batches(provider)
+    prompts = jobs.check_inputs(inputs)
+    request = jobs.batch_request(model, config, _check_schema(schema), settings.drop_unsupported)
+
+    def warn(message: str) -> None:
+        warnings.warn(message, LLMBackendWarning, stacklevel=_caller_stacklevel())
+
+    return jobs.submit_openai_batch(transport, request, prompts, batch_options, warn)
+
+
+def _attach(provider: Provider, transport: HTTPTransport, batch_id: str, schema: object
+            ) -> Batch[Any]:
+    from llmbackend import jobs
+
+    _require_batches(provider)
+    return jobs.attach_openai_batch(transport, batch_id, _check_schema(schema))
+
+
+def _require_batches(provider: Provider) -> None:
+    if provider.name != "openai":
+        raise UnsupportedError(
+            message=f"batch jobs are not available for provider {provider.name!r} yet",
+            provider=provider.name, parameter="submit_batch",
+        )
 
 
 def _run(provider: Provider, request: GenerationRequest, transport: HTTPTransport
@@ -372,3 +460,56 @@ def get_response(provider: str, model: str, input: str, config: ConfigInput = No
     return unwrap_or_raise(
         generate(provider, model, input, config, schema, **provider_options)
     ).parsed
+
+
+@overload
+def create_batch(inputs: Iterable[str], provider: str, model: str, config: ConfigInput = None,
+                 schema: None = None, batch_options: Mapping[str, Any] | None = None,
+                 **provider_options: Any) -> Batch[str]: ...
+
+
+@overload
+def create_batch(inputs: Iterable[str], provider: str, model: str, config: ConfigInput,
+                 schema: StructuredOutput[T], batch_options: Mapping[str, Any] | None = None,
+                 **provider_options: Any) -> Batch[T]: ...
+
+
+@overload
+def create_batch(inputs: Iterable[str], provider: str, model: str, config: ConfigInput = None,
+                 *, schema: StructuredOutput[T], batch_options: Mapping[str, Any] | None = None,
+                 **provider_options: Any) -> Batch[T]: ...
+
+
+def create_batch(  # noqa: PLR0917 -- the seed README's signature, positional as documented
+    inputs: Iterable[str], provider: str, model: str, config: ConfigInput = None,
+    schema: StructuredOutput[Any] | None = None, batch_options: Mapping[str, Any] | None = None,
+    **provider_options: Any,
+) -> Batch[Any]:
+    """Start a provider batch job without making a client; the handle, as
+    ``client(provider, model).submit_batch(...)`` returns it."""
+    spec = get_provider(provider)
+    settings = resolve_settings(spec, provider_options, os.environ)
+    return _submit(spec, _check_model(model), settings, _shared_transport(spec, settings),
+                   inputs=inputs, config=config, schema=schema, batch_options=batch_options)
+
+
+@overload
+def get_batch(provider: str, batch_id: str, schema: None = None, **provider_options: Any
+              ) -> Batch[Any]: ...
+
+
+@overload
+def get_batch(provider: str, batch_id: str, schema: StructuredOutput[T], **provider_options: Any
+              ) -> Batch[T]: ...
+
+
+def get_batch(provider: str, batch_id: str, schema: StructuredOutput[Any] | None = None,
+              **provider_options: Any) -> Batch[Any]:
+    """Re-attach to a batch from its id alone, in any process: ``get_batch("openai", id)``.
+
+    Its results still come back in input order: the order and the custom ids are read back
+    from the provider. Give the ``schema`` it was submitted with to get parsed objects back.
+    """
+    spec = get_provider(provider)
+    settings = resolve_settings(spec, provider_options, os.environ)
+    return _attach(spec, _shared_transport(spec, settings), batch_id, schema)

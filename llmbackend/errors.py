@@ -207,3 +207,45 @@ class SchemaValidationError(OutputError):
     """
 
     path: str = "$"
+
+
+# --- batches --------------------------------------------------------------------------------------
+
+
+@frozen(kw_only=True, auto_exc=False, slots=False)
+class BatchNotReadyError(LLMError):
+    """A batch's results were asked for before the batch ended (or ``wait`` ran out of time).
+
+    ``batch_id`` is the handle's id and ``status`` the batch's status when it was checked. Poll
+    ``batch.status()`` or call ``batch.wait()`` first.
+    """
+
+    batch_id: str = ""
+    status: str = ""
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+@frozen(kw_only=True)
+class BatchItemFailure:
+    """One failed item of a batch: its position among the inputs, its custom id and its error."""
+
+    index: int
+    custom_id: str
+    error: LLMError
+
+
+@frozen(kw_only=True, auto_exc=False, slots=False)
+class BatchItemsError(LLMError):
+    """Some items of a finished batch failed, so ``batch.results()`` cannot return a full list.
+
+    ``failures`` names every failed item (index, custom id, error) in input order; ``succeeded``
+    counts the others. ``batch.outcomes()`` gives every item's ``Result``, successes included.
+    """
+
+    batch_id: str = ""
+    status: str = ""
+    failures: tuple[BatchItemFailure, ...] = ()
+    succeeded: int = 0

@@ -15,15 +15,15 @@ import json
 import random
 import threading
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import IO, TYPE_CHECKING
 
 from returns.result import Failure, Result, Success
 
 from llmbackend.errors import LLMError, RequestTimeoutError, TransportError, UnsupportedError
 from llmbackend.logs import log
 from llmbackend.retrying import RetryPolicy, retry_delay
-from llmbackend.types import Secret, WireRequest, WireResponse
+from llmbackend.types import Secret, StreamBody, WireRequest, WireResponse
 
 if TYPE_CHECKING:
     import httpx2
@@ -46,8 +46,8 @@ def redact(text: str, secrets: tuple[Secret, ...]) -> str:
     return text
 
 
-def encode_body(request: WireRequest) -> bytes | None:
-    """Pure: the bytes to send: ``content`` as given, or ``json`` as compact UTF-8 JSON.
+def encode_body(request: WireRequest) -> bytes | StreamBody | None:
+    """Pure: what to send: ``content`` as given, or ``json`` as compact UTF-8 JSON.
 
     Raises ``ValueError`` / ``TypeError`` when ``json`` holds something JSON cannot carry.
     """
@@ -117,6 +117,17 @@ class HTTPTransport:
 
     def send(self, request: WireRequest) -> Result[WireResponse, LLMError]:
         """Effectful: send ``request``, retrying per the policy; the last response or failure."""
+        return self._exchange(request, None)
+
+    def download(self, request: WireRequest, sink: IO[bytes]) -> Result[WireResponse, LLMError]:
+        """Effectful: like ``send``, but a 2xx body is streamed into ``sink`` (from its current
+        position, which a retry rewinds to) instead of memory; the response's ``body`` is then
+        empty. Error bodies are read into the response as usual, for the parser."""
+        return self._exchange(request, sink)
+
+    def _exchange(
+        self, request: WireRequest, sink: IO[bytes] | None
+    ) -> Result[WireResponse, LLMError]:
         try:
             content = encode_body(request)
         except (TypeError, ValueError) as exc:
@@ -131,20 +142,32 @@ class HTTPTransport:
                    **{name: secret.reveal() for name, secret in self._auth_headers.items()}}
         if request.json is not None and request.content is None:
             headers["Content-Type"] = "application/json"
+        if isinstance(content, StreamBody):
+            headers["Content-Length"] = str(content.length)
+        start = sink.tell() if sink is not None else 0
         http = self._http()
         attempt = 0
         while True:
             attempt += 1
             started = time.perf_counter()
             outcome: WireResponse | TransportError
+            body: bytes | Iterator[bytes] | None = (
+                content.chunks() if isinstance(content, StreamBody) else content)
             try:
-                reply = http.request(request.method, url, content=content, headers=headers)
-                outcome = WireResponse(
-                    status=reply.status_code,
-                    headers={name.lower(): value for name, value in reply.headers.items()},
-                    body=self._scrub_bytes(reply.content),
-                    attempts=attempt,
-                )
+                if sink is None:
+                    reply = http.request(request.method, url, content=body, headers=headers)
+                    outcome = self._response(reply, reply.content, attempt)
+                else:
+                    sink.seek(start)
+                    sink.truncate()
+                    with http.stream(request.method, url, content=body,
+                                     headers=headers) as streamed:
+                        if 200 <= streamed.status_code < 300:
+                            for chunk in streamed.iter_bytes():
+                                sink.write(chunk)
+                            outcome = self._response(streamed, b"", attempt)
+                        else:
+                            outcome = self._response(streamed, streamed.read(), attempt)
             except httpx2.TimeoutException as exc:
                 outcome = RequestTimeoutError(
                     message=self._scrub(f"{request.method} {url} timed out after "
@@ -175,6 +198,14 @@ class HTTPTransport:
             log().info("%s %s: retrying in %.2f s after %s (attempt %d of %d)",
                         request.method, url, delay, what, attempt, self.retry.max_retries + 1)
             time.sleep(delay)
+
+    def _response(self, reply: httpx2.Response, body: bytes, attempt: int) -> WireResponse:
+        return WireResponse(
+            status=reply.status_code,
+            headers={name.lower(): value for name, value in reply.headers.items()},
+            body=self._scrub_bytes(body),
+            attempts=attempt,
+        )
 
     def _scrub(self, text: str) -> str:
         return redact(text, self._secrets)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from attrs import field, frozen
@@ -253,6 +253,15 @@ class Generation(Generic[T_co]):
 
 
 @frozen(kw_only=True)
+class StreamBody:
+    """A request body too large to hold as one ``bytes``: ``length`` bytes that ``chunks()``
+    yields in order. ``chunks`` is called again for each retry, so it must start over each time."""
+
+    length: int
+    chunks: Callable[[], Iterator[bytes]] = field(repr=False, eq=False)
+
+
+@frozen(kw_only=True)
 class WireRequest:
     """A provider request as data: what to send, not how or where.
 
@@ -264,7 +273,7 @@ class WireRequest:
     method: str
     path: str
     json: Any = field(default=None, hash=False)
-    content: bytes | None = field(default=None, repr=False)
+    content: bytes | StreamBody | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(factory=dict, hash=False)
     warnings: tuple[str, ...] = ()
 

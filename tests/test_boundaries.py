@@ -19,7 +19,7 @@ PACKAGE = Path(llmbackend.__file__).parent
 PURE_MODULES = sorted([
     *(PACKAGE / "providers").glob("*.py"),
     *(PACKAGE / name for name in ("types.py", "errors.py", "convert.py", "pipeline.py",
-                                  "retrying.py", "schemas.py")),
+                                  "retrying.py", "schemas.py", "batching.py")),
 ])
 #: Imports that mean network, environment, clock, processes or an ML runtime / vendor SDK.
 FORBIDDEN_IN_PURE = {
@@ -27,6 +27,7 @@ FORBIDDEN_IN_PURE = {
     "aiohttp", "asyncio", "os", "subprocess", "threading", "time", "random", "logging",
     "openai", "anthropic", "google", "torch", "transformers", "vllm", "mlx", "mlx_lm",
     "llmbackend.api", "llmbackend.transport", "llmbackend.engines", "llmbackend.logs",
+    "llmbackend.jobs", "tempfile", "secrets",
 }
 HEAVY = ["httpx2", "httpcore2", "jsonschema", "cattrs", "pydantic", "openai", "anthropic",
          "google.genai", "torch", "transformers", "vllm", "mlx", "numpy"]

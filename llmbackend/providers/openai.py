@@ -269,14 +269,26 @@ def parse_response(
             "Responses API object (no 'output' list)",
             provider=NAME, body=excerpt(response.body),
         ))
-    text, refusal, tool_calls = collect_output(body["output"])
+    return parse_response_object(request, body)
+
+
+def parse_response_object(
+    request: GenerationRequest, body: Mapping[str, Any]
+) -> Result[Generation[str], LLMError]:
+    """Pure: ``parse_response`` for a body already decoded (a batch result line carries one).
+
+    ``body`` must be a mapping with an ``output`` list; the outcome is as ``parse_response``
+    describes.
+    """
+    output = body.get("output")
+    text, refusal, tool_calls = collect_output(output if isinstance(output, list) else [])
     status = body.get("status")
     if refusal is not None:
         return Failure(RefusalError(message=f"the model refused: {refusal}", provider=NAME,
                                     text=refusal))
     if status == "incomplete":
         details = body.get("incomplete_details")
-        reason = details.get("reason") if isinstance(details, Mapping) else None
+        reason = details.get("reason") if isinstance(details, dict) else None
         if reason == "content_filter":
             return Failure(BlockedError(
                 message="OpenAI's content filter stopped the answer (status incomplete, "
@@ -289,11 +301,11 @@ def parse_response(
         ))
     if status not in (None, "completed"):
         error = body.get("error")
-        code, message = _error_fields(error if isinstance(error, Mapping) else {})
+        code, message = _error_fields(error if isinstance(error, dict) else {})
         return Failure(ProviderError(
             message=f"{LABEL} response status is {status!r}"
             + (f": {message}" if message else ""),
-            provider=NAME, error_type=str(status), error_code=code, body=excerpt(response.body),
+            provider=NAME, error_type=str(status), error_code=code, body=excerpt(_encode(body)),
         ))
     if not text and tool_calls:
         return Failure(UnsupportedError(
@@ -323,12 +335,12 @@ def collect_output(output: list[Any]) -> tuple[str, str | None, list[str]]:
     refusals: list[str] = []
     tool_calls: list[str] = []
     for item in output:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
         kind = item.get("type")
         if kind == "message" and isinstance(item.get("content"), list):
             for part in item["content"]:
-                if not isinstance(part, Mapping):
+                if not isinstance(part, dict):
                     continue
                 if part.get("type") == "output_text" and isinstance(part.get("text"), str):
                     texts.append(part["text"])
@@ -342,7 +354,7 @@ def collect_output(output: list[Any]) -> tuple[str, str | None, list[str]]:
 
 def parse_usage(usage: object) -> Usage:
     """Pure: token counts from a Responses ``usage`` object (missing or odd fields -> ``None``)."""
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return Usage()
     input_details = usage.get("input_tokens_details")
     output_details = usage.get("output_tokens_details")
@@ -350,9 +362,9 @@ def parse_usage(usage: object) -> Usage:
         input_tokens=_count(usage.get("input_tokens")),
         output_tokens=_count(usage.get("output_tokens")),
         reasoning_tokens=_count(output_details.get("reasoning_tokens"))
-        if isinstance(output_details, Mapping) else None,
+        if isinstance(output_details, dict) else None,
         cached_input_tokens=_count(input_details.get("cached_tokens"))
-        if isinstance(input_details, Mapping) else None,
+        if isinstance(input_details, dict) else None,
     )
 
 
@@ -362,7 +374,7 @@ def parse_error(response: WireResponse) -> HTTPStatusError:
     body = _json_object(response.body)
     error = body.get("error") if body is not None else None
     error_type = param = None
-    if isinstance(error, Mapping):
+    if isinstance(error, dict):
         code, message = _error_fields(error)
         error_type = _text(error.get("type"))
         param = _text(error.get("param"))
@@ -396,6 +408,10 @@ def _text(value: object) -> str | None:
 
 def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _encode(body: Mapping[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False)
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

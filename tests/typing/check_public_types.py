@@ -61,3 +61,18 @@ def send(wire: WireRequest) -> Result[WireResponse, LLMError]:
 
 assert_type(parse_response(request, WireResponse(status=200)), Result[Generation[str], LLMError])
 assert_type(pipeline_generate(PROVIDER, request, send), Result[Generation[Any], LLMError])
+
+# Batches: the handle carries the answer type through to results() and outcomes().
+text_batch = client.submit_batch(["a", "b"])
+assert_type(text_batch, llmbackend.Batch[str])
+assert_type(text_batch.results(), list[str])
+model_batch = client.submit_batch(["a"], schema=summary_schema, batch_options={"custom_ids": ["x"]})
+assert_type(model_batch.results(), list[Summary])
+assert_type(model_batch.outcomes(), list[Result[Generation[Summary], LLMError]])
+assert_type(llmbackend.create_batch(["a"], "openai", "m").results(), list[str])
+assert_type(llmbackend.create_batch(["a"], "openai", "m", schema=summary_schema).results(),
+            list[Summary])
+assert_type(llmbackend.get_batch("openai", "batch_1", summary_schema).results(), list[Summary])
+assert_type(client.get_batch("batch_1").status(), llmbackend.BatchStatus)
+assert_type(model_batch.wait(poll_interval=1.0, timeout=5.0), llmbackend.BatchStatus)
+assert_type(model_batch.counts.total, int)

@@ -1,0 +1,269 @@
+"""Pure: provider-agnostic batch bookkeeping: normalized statuses, request counts, splitting a
+stream of request lines into provider-sized parts, and matching result lines to inputs by id.
+
+Strategy: every provider's batch API reports the same few things in its own words. The words are
+normalized here once (``BatchStatus``), so that handles, polling loops and docs speak one
+language, while a status still compares equal to the provider's raw name. Results are matched to
+inputs by custom id only, never by position: providers document that result order is not input
+order, and a line that cannot be matched is never guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from attrs import field, frozen
+from returns.result import Failure, Result
+
+from llmbackend.errors import BatchItemFailure, ConfigurationError, LLMError, ProviderError
+
+T = TypeVar("T")
+
+# --- statuses -------------------------------------------------------------------------------------
+
+#: The normalized states, and the provider spellings each one compares equal to (lower case,
+#: without Gemini's ``BATCH_STATE_`` / ``JOB_STATE_`` prefixes).
+STATUS_ALIASES: Mapping[str, frozenset[str]] = {
+    "pending": frozenset({"pending", "queued", "validating", "created", "submitted",
+                          "unspecified"}),
+    "running": frozenset({"running", "in_progress", "processing", "finalizing", "active"}),
+    "cancelling": frozenset({"cancelling", "canceling"}),
+    "completed": frozenset({"completed", "succeeded", "success", "successful", "complete",
+                            "done", "ended"}),
+    "failed": frozenset({"failed", "failure"}),
+    "expired": frozenset({"expired"}),
+    "cancelled": frozenset({"cancelled", "canceled"}),
+}
+TERMINAL_STATES = frozenset({"completed", "failed", "expired", "cancelled"})
+_STATE_OF = {alias: state for state, aliases in STATUS_ALIASES.items() for alias in aliases}
+_PREFIXES = ("batch_state_", "job_state_")
+
+
+def status_key(word: str) -> str:
+    """Pure: ``word`` as compared by ``BatchStatus``: lower case, ``-`` and spaces as ``_``, and
+    without a ``BATCH_STATE_`` / ``JOB_STATE_`` prefix."""
+    key = word.strip().lower().replace("-", "_").replace(" ", "_")
+    for prefix in _PREFIXES:
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+class BatchStatus(str):
+    """A batch's status, normalized, that still compares equal to the provider's own words.
+
+    The value is one of ``pending``, ``running``, ``cancelling`` (not yet ended) or ``completed``,
+    ``failed``, ``expired``, ``cancelled`` (ended). Comparison with a string ignores case and
+    accepts every usual spelling of the same state: a completed batch equals ``"completed"``,
+    ``"COMPLETED"``, ``"succeeded"`` and ``"SUCCEEDED"``; a cancelled one equals ``"cancelled"``
+    and ``"canceled"``; an OpenAI batch that is ``finalizing`` equals ``"finalizing"`` and
+    ``"running"``. ``raw`` is the provider's own word. A word llmbackend does not know (a state a
+    provider adds later) is kept as it is and counts as not ended.
+
+    Hashing uses the normalized value, so a ``dict`` or ``set`` of statuses should be keyed by
+    the normalized names above.
+    """
+
+    raw: str
+
+    def __new__(cls, raw: str) -> BatchStatus:
+        key = status_key(raw)
+        status = super().__new__(cls, _STATE_OF.get(key, key))
+        status.raw = raw
+        return status
+
+    @property
+    def value(self) -> str:
+        """The normalized name as a plain ``str``."""
+        return str.__str__(self)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the batch has ended (completed, failed, expired or cancelled)."""
+        return self.value in TERMINAL_STATES
+
+    @property
+    def is_success(self) -> bool:
+        """Whether the batch ended by completing (its items may still have failed one by one)."""
+        return self.value == "completed"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BatchStatus):
+            return self.value == other.value
+        if not isinstance(other, str):
+            return NotImplemented
+        key = status_key(other)
+        return (key == self.value or key in STATUS_ALIASES.get(self.value, ())
+                or key == status_key(self.raw))
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return str.__hash__(self)
+
+    def __repr__(self) -> str:
+        return f"BatchStatus({self.value!r}, raw={self.raw!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (BatchStatus, (self.raw,))
+
+
+#: How far along a state is, for combining the parts of a split batch: the least advanced part
+#: sets the status until all have ended.
+_PROGRESS = {"pending": 0, "running": 1, "cancelling": 2}
+#: Which ended state wins when the parts ended differently.
+_ENDING = {"failed": 0, "cancelled": 1, "expired": 2, "completed": 3}
+
+
+def combine_statuses(statuses: Sequence[BatchStatus]) -> BatchStatus:
+    """Pure: the status of a batch split into parts.
+
+    Until every part has ended, the least advanced unfinished part's status. Once all have ended:
+    ``completed`` if all completed, else the worst ending (``failed``, then ``cancelled``, then
+    ``expired``): the results of the completed parts are still there to read.
+    """
+    if not statuses:
+        raise ValueError("a batch has at least one part")
+    running = [s for s in statuses if not s.is_terminal]
+    if running:
+        return min(running, key=lambda s: _PROGRESS.get(s.value, 1))
+    return min(statuses, key=lambda s: _ENDING[s.value])
+
+
+# --- counts and state -----------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class BatchCounts:
+    """How many requests a batch holds, and how many have completed or failed so far, as the
+    provider reports them."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+
+    @property
+    def pending(self) -> int:
+        """Requests not yet completed or failed."""
+        return max(0, self.total - self.completed - self.failed)
+
+    def __add__(self, other: BatchCounts) -> BatchCounts:
+        return BatchCounts(total=self.total + other.total,
+                           completed=self.completed + other.completed,
+                           failed=self.failed + other.failed)
+
+
+@frozen(kw_only=True)
+class BatchState:
+    """One look at a batch: its status, its counts, and the provider's objects as they came
+    (one per provider batch; several when a large batch was split)."""
+
+    status: BatchStatus
+    counts: BatchCounts
+    raw: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
+
+
+# --- splitting ------------------------------------------------------------------------------------
+
+
+def split_lines(
+    lines: Iterable[bytes], *, max_count: int, max_bytes: int, what: str = "batch"
+) -> Iterator[tuple[int, bytes]]:
+    """Pure: ``(part number, line)`` for each line, starting a new part whenever the next line
+    would take the current one past ``max_count`` lines or ``max_bytes`` bytes.
+
+    Lazy, so any number of lines streams through in constant memory. Raises
+    ``ConfigurationError`` for a single line larger than ``max_bytes``.
+    """
+    part = count = size = 0
+    for index, line in enumerate(lines):
+        if len(line) > max_bytes:
+            raise ConfigurationError(
+                message=f"input #{index} takes {len(line):,} bytes as a {what} request, more "
+                f"than the {max_bytes:,} bytes one {what} file may hold; shorten it",
+                key="inputs",
+            )
+        if count and (count >= max_count or size + len(line) > max_bytes):
+            part, count, size = part + 1, 0, 0
+        count += 1
+        size += len(line)
+        yield part, line
+
+
+# --- matching results to inputs -------------------------------------------------------------------
+
+
+class OutcomeCollector(Generic[T]):
+    """Pure bookkeeping: one outcome per input, matched by custom id.
+
+    Feed it ``(custom_id, outcome)`` for every result line, in any order, then ``finish``. A
+    custom id that arrives twice becomes a failure (which line is right cannot be known); an id
+    that is not among the inputs, and a line without an id, are counted and never assigned.
+    """
+
+    def __init__(self, custom_ids: Sequence[str]) -> None:
+        self.custom_ids = custom_ids
+        self._index = {custom_id: i for i, custom_id in enumerate(custom_ids)}
+        if len(self._index) != len(custom_ids):
+            raise ValueError("custom ids must be unique")
+        self._slots: list[Result[T, LLMError] | None] = [None] * len(custom_ids)
+        self._seen = [0] * len(custom_ids)
+        self.unknown_ids: list[str] = []
+        self.unreadable_lines = 0
+
+    def add(self, custom_id: str | None, outcome: Result[T, LLMError], provider: str) -> None:
+        """Record the outcome of the result line for ``custom_id`` (``None``: unreadable)."""
+        if custom_id is None:
+            self.unreadable_lines += 1
+            return
+        index = self._index.get(custom_id)
+        if index is None:
+            self.unknown_ids.append(custom_id)
+            return
+        self._seen[index] += 1
+        if self._seen[index] == 1:
+            self._slots[index] = outcome
+        else:
+            self._slots[index] = Failure(ProviderError(
+                message=f"the provider returned {self._seen[index]} results for custom id "
+                f"{custom_id!r}; which one is right cannot be known, so none is used",
+                provider=provider, error_type="batch_error", error_code="duplicate_result",
+            ))
+
+    def finish(
+        self, missing: Callable[[int, str], LLMError]
+    ) -> list[Result[T, LLMError]]:
+        """The outcomes in input order; an input with no result line gets
+        ``Failure(missing(index, custom_id))``."""
+        return [
+            slot if slot is not None else Failure(missing(index, self.custom_ids[index]))
+            for index, slot in enumerate(self._slots)
+        ]
+
+
+def item_failures(
+    outcomes: Sequence[Result[Any, LLMError]], custom_ids: Sequence[str]
+) -> tuple[BatchItemFailure, ...]:
+    """Pure: every failed item, in input order."""
+    return tuple(
+        BatchItemFailure(index=i, custom_id=custom_ids[i], error=outcome.failure())
+        for i, outcome in enumerate(outcomes)
+        if isinstance(outcome, Failure)
+    )
+
+
+def describe_failures(failures: Sequence[BatchItemFailure], total: int, limit: int = 3) -> str:
+    """Pure: ``2 of 5 items failed: #1 'b' (HTTPStatusError: ...), ...`` for messages."""
+    shown = "; ".join(
+        f"#{f.index} {f.custom_id!r} ({type(f.error).__name__}: {_short(str(f.error))})"
+        for f in failures[:limit]
+    )
+    more = f"; and {len(failures) - limit} more" if len(failures) > limit else ""
+    return f"{len(failures)} of {total} items failed: {shown}{more}"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,552 @@
+"""Effectful: provider batch jobs and the ``Batch`` handle that ``submit_batch``, ``create_batch``
+and ``get_batch`` return. Uploads, polls, cancels and downloads over the one transport, using the
+pure builders and parsers of ``llmbackend.providers.openai_batch`` and ``llmbackend.batching``.
+
+Strategy: the input JSONL is written in provider-sized parts to spooled temporary files (memory up
+to a few MB, disk beyond), all of them before the first upload, so that a bad input fails before
+anything is sent and any job size runs in bounded memory. Result files are streamed the same way
+and read line by line; every line is matched to its input by custom id.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any, Generic, Protocol, TypeVar
+
+from attrs import evolve
+from returns.result import Failure, Result, Success
+
+from llmbackend.batching import (
+    BatchCounts,
+    BatchState,
+    BatchStatus,
+    OutcomeCollector,
+    combine_statuses,
+    describe_failures,
+    item_failures,
+    split_lines,
+)
+from llmbackend.errors import (
+    BatchItemsError,
+    BatchNotReadyError,
+    ConfigurationError,
+    LLMError,
+    ProviderError,
+    UnsupportedError,
+)
+from llmbackend.logs import log
+from llmbackend.pipeline import attach_parsed
+from llmbackend.providers import openai_batch as wire
+from llmbackend.providers.openai import parse_error
+from llmbackend.transport import HTTPTransport
+from llmbackend.types import (
+    ConfigInput,
+    Generation,
+    GenerationRequest,
+    StructuredOutput,
+    WireResponse,
+)
+
+T = TypeVar("T")
+Outcome = Result[Any, LLMError]
+#: What to keep of each item's outcome while collecting (the whole ``Generation``, or less).
+Keep = Callable[[Result[Generation[Any], LLMError]], Outcome]
+
+#: Spooled files stay in memory up to this size, then move to disk.
+SPOOL_MEMORY = 8 * 1024 * 1024
+CHUNK = 1024 * 1024
+#: The default pause between two status checks in ``Batch.wait``.
+DEFAULT_POLL_INTERVAL = 30.0
+
+
+def unwrap(result: Result[T, LLMError]) -> T:
+    """The value of a ``Success``; raises the ``LLMError`` of a ``Failure``."""
+    if isinstance(result, Failure):
+        raise result.failure()
+    return result.unwrap()
+
+
+class BatchJob(Protocol):
+    """What a ``Batch`` handle needs from a provider's batch job (one per provider)."""
+
+    id: str
+    provider: str
+
+    def refresh(self) -> Result[BatchState, LLMError]: ...
+
+    def cancel(self) -> Result[BatchState, LLMError]: ...
+
+    def custom_ids(self) -> Result[tuple[str, ...], LLMError]: ...
+
+    def collect(self, keep: Keep) -> Result[list[Outcome], LLMError]: ...
+
+
+class Batch(Generic[T]):
+    """Effectful: a handle on a batch job, live at the provider.
+
+    - ``id``: the id to keep; ``llmbackend.get_batch(provider, id)`` re-attaches to it from any
+      process. A job split into several provider batches has one id joining theirs with ``+``.
+    - ``status()``: the current ``BatchStatus``, fetched; it compares equal to the provider's
+      names (``"completed"``, ``"SUCCEEDED"``, ``"canceled"``...). ``state()`` also gives the
+      counts and the provider's objects; ``counts`` and ``raw`` keep those of the last fetch.
+    - ``wait(poll_interval, timeout)``: polls until the batch ends; ``cancel()`` asks it to stop.
+    - ``results()``: the answers in input order (text, or the parsed objects with a schema);
+      raises ``BatchItemsError`` naming the failed items when any failed, and
+      ``BatchNotReadyError`` before the batch has ended.
+    - ``outcomes()``: every item's ``Result[Generation[T], LLMError]`` in input order, failures
+      included: the typed way to read a partly failed (e.g. expired) batch.
+    """
+
+    def __init__(self, job: BatchJob, state: BatchState | None = None) -> None:
+        self._job = job
+        self._state = state
+
+    @property
+    def id(self) -> str:
+        return self._job.id
+
+    @property
+    def provider(self) -> str:
+        return self._job.provider
+
+    def __repr__(self) -> str:
+        status = f", status={self._state.status.value!r}" if self._state is not None else ""
+        return f"Batch(provider={self.provider!r}, id={self.id!r}{status})"
+
+    def state(self) -> BatchState:
+        """Fetch the batch's status, counts and provider objects."""
+        self._state = unwrap(self._job.refresh())
+        return self._state
+
+    def status(self) -> BatchStatus:
+        """Fetch the batch's current status."""
+        return self.state().status
+
+    @property
+    def counts(self) -> BatchCounts:
+        """Request counts as of the last fetch (fetched now if there was none)."""
+        return (self._state or self.state()).counts
+
+    @property
+    def raw(self) -> tuple[Mapping[str, Any], ...]:
+        """The provider's batch objects as of the last fetch, one per provider batch."""
+        return (self._state or self.state()).raw
+
+    @property
+    def custom_ids(self) -> tuple[str, ...]:
+        """The custom id of every input, in input order (read back from the provider when the
+        handle was re-attached by id)."""
+        return unwrap(self._job.custom_ids())
+
+    def wait(self, poll_interval: float = DEFAULT_POLL_INTERVAL,
+             timeout: float | None = None) -> BatchStatus:
+        """Poll every ``poll_interval`` seconds until the batch has ended; its final status.
+
+        Raises ``BatchNotReadyError`` when ``timeout`` seconds pass first (the batch goes on).
+        """
+        if not poll_interval > 0:
+            raise ConfigurationError(message="poll_interval must be a positive number of seconds",
+                                     key="poll_interval")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if status.is_terminal:
+                return status
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise BatchNotReadyError(
+                    message=f"batch {self.id} is still {status.value!r} after waiting "
+                    f"{timeout:g} s; it goes on at the provider: wait again later",
+                    provider=self.provider, batch_id=self.id, status=status.value,
+                )
+            pause = poll_interval if deadline is None else min(poll_interval, deadline - now)
+            time.sleep(max(pause, 0.0))
+
+    def cancel(self) -> BatchStatus:
+        """Ask the provider to stop the batch; its status afterwards (usually ``cancelling``).
+        Requests already run keep their results, which ``outcomes()`` gives once it has ended."""
+        self._state = unwrap(self._job.cancel())
+        return self._state.status
+
+    def outcomes(self) -> list[Result[Generation[T], LLMError]]:
+        """Every item's ``Result`` in input order: the ``Generation`` of each success and the
+        ``LLMError`` of each failure. Raises ``BatchNotReadyError`` before the batch has ended,
+        or the ``LLMError`` of a download that failed."""
+        self._require_ended()
+        return unwrap(self._job.collect(_whole))
+
+    def results(self) -> list[T]:
+        """The answers in input order: text, or the parsed objects when a schema was given.
+
+        Raises ``BatchItemsError`` naming every failed item when any failed (``outcomes()``
+        gives the others), and ``BatchNotReadyError`` before the batch has ended.
+        """
+        status = self._require_ended()
+        outcomes = unwrap(self._job.collect(_parsed_only))
+        failures = item_failures(outcomes, self.custom_ids)
+        if failures:
+            raise BatchItemsError(
+                message=f"batch {self.id} ended {status.value!r} and "
+                f"{describe_failures(failures, len(outcomes))}. batch.outcomes() gives every "
+                "item's Result, the successes included.",
+                provider=self.provider, batch_id=self.id, status=status.value,
+                failures=failures, succeeded=len(outcomes) - len(failures),
+            )
+        return [outcome.unwrap() for outcome in outcomes]
+
+    def _require_ended(self) -> BatchStatus:
+        status = self.status()
+        if not status.is_terminal:
+            counts = self.counts
+            raise BatchNotReadyError(
+                message=f"batch {self.id} is still {status.value!r} "
+                f"({counts.completed + counts.failed} of {counts.total} requests done); "
+                "results come once it has ended: poll batch.status() or call batch.wait()",
+                provider=self.provider, batch_id=self.id, status=status.value,
+            )
+        return status
+
+
+def _whole(outcome: Result[Generation[Any], LLMError]) -> Outcome:
+    return outcome
+
+
+def _parsed_only(outcome: Result[Generation[Any], LLMError]) -> Outcome:
+    # results() keeps only the answers: a large batch's raw bodies would not fit in memory.
+    return outcome.map(lambda generation: generation.parsed)
+
+
+# --- OpenAI ---------------------------------------------------------------------------------------
+
+
+class OpenAIBatchJob:
+    """Effectful: one OpenAI batch job, made of one or more provider batches ("parts").
+
+    Made by ``submit_openai_batch`` (which knows the inputs) or from an id alone (which reads the
+    custom ids, model and schema back from the parts' input files when results are collected).
+    """
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        transport: HTTPTransport,
+        part_ids: Sequence[str],
+        *,
+        schema: StructuredOutput[Any] | None = None,
+        request: GenerationRequest | None = None,
+        part_custom_ids: Sequence[tuple[str, ...]] | None = None,
+    ) -> None:
+        self._transport = transport
+        self.part_ids = tuple(part_ids)
+        self.id = wire.join_batch_ids(self.part_ids)
+        self._schema = schema if schema is not None else (
+            request.schema if request is not None else None)
+        self._request = request
+        self._part_custom_ids: list[tuple[str, ...] | None] = (
+            list(part_custom_ids) if part_custom_ids is not None else [None] * len(part_ids))
+        self._part_requests: list[GenerationRequest | None] = [request] * len(part_ids)
+        self._objects: list[wire.OpenAIBatch | None] = [None] * len(part_ids)
+
+    def refresh(self) -> Result[BatchState, LLMError]:
+        for index, part_id in enumerate(self.part_ids):
+            fetched = self._transport.send(wire.build_retrieve_batch(part_id)).bind(
+                wire.parse_batch_object)
+            if isinstance(fetched, Failure):
+                return fetched
+            self._objects[index] = fetched.unwrap()
+        return Success(self._state())
+
+    def cancel(self) -> Result[BatchState, LLMError]:
+        refreshed = self.refresh()
+        if isinstance(refreshed, Failure):
+            return refreshed
+        for index, part in enumerate(self._objects):
+            if part is None or part.status.is_terminal or part.status == "cancelling":
+                continue
+            cancelled = self._transport.send(wire.build_cancel_batch(part.id)).bind(
+                wire.parse_batch_object)
+            if isinstance(cancelled, Failure):
+                return cancelled
+            self._objects[index] = cancelled.unwrap()
+        return Success(self._state())
+
+    def _state(self) -> BatchState:
+        objects = [part for part in self._objects if part is not None]
+        counts = BatchCounts()
+        for part in objects:
+            counts += part.counts
+        return BatchState(status=combine_statuses([part.status for part in objects]),
+                          counts=counts, raw=tuple(part.raw for part in objects))
+
+    def custom_ids(self) -> Result[tuple[str, ...], LLMError]:
+        ids: list[str] = []
+        for index in range(len(self.part_ids)):
+            loaded = self._load_inputs(index)
+            if isinstance(loaded, Failure):
+                return loaded
+            ids.extend(loaded.unwrap())
+        return Success(tuple(ids))
+
+    def collect(self, keep: Keep) -> Result[list[Outcome], LLMError]:
+        if any(part is None for part in self._objects):
+            refreshed = self.refresh()
+            if isinstance(refreshed, Failure):
+                return refreshed
+        outcomes: list[Outcome] = []
+        for index, part in enumerate(self._objects):
+            assert part is not None
+            collected = self._collect_part(index, part, keep)
+            if isinstance(collected, Failure):
+                return collected
+            outcomes.extend(collected.unwrap())
+        return Success(outcomes)
+
+    def _collect_part(self, index: int, part: wire.OpenAIBatch, keep: Keep
+                      ) -> Result[list[Outcome], LLMError]:
+        if part.endpoint not in (None, wire.ENDPOINT):
+            return Failure(UnsupportedError(
+                message=f"batch {part.id} runs {part.endpoint}; llmbackend reads batches of "
+                f"{wire.ENDPOINT} only", provider=self.provider, parameter="batch_id"))
+        loaded = self._load_inputs(index)
+        if isinstance(loaded, Failure):
+            return loaded
+        custom_ids = loaded.unwrap()
+        request = self._part_requests[index]
+        assert request is not None  # set by _load_inputs
+        schema = self._schema if self._schema is not None else request.schema
+        collector: OutcomeCollector[Any] = OutcomeCollector(custom_ids)
+        for file_id in (part.output_file_id, part.error_file_id):
+            if file_id is None:
+                continue
+            with _spool() as sink:
+                fetched = self._fetch(file_id, sink)
+                if isinstance(fetched, Failure):
+                    return fetched
+                read_result_lines(collector, _lines(sink), request, schema, keep)
+        if collector.unknown_ids or collector.unreadable_lines:
+            log().warning(
+                "batch %s: %d result line(s) name a custom id that is not among the inputs "
+                "(first: %r) and %d line(s) could not be read; none of them was used",
+                part.id, len(collector.unknown_ids), collector.unknown_ids[:1],
+                collector.unreadable_lines)
+        return Success(collector.finish(
+            lambda position, custom_id: wire.missing_result_error(
+                part, custom_id, position + 1, collector.unreadable_lines)))
+
+    def _load_inputs(self, index: int) -> Result[tuple[str, ...], LLMError]:
+        """The custom ids of part ``index`` in input order, and the request to parse its answers
+        with; read back from the part's input file for a job re-attached by id."""
+        known = self._part_custom_ids[index]
+        if known is not None and self._part_requests[index] is not None:
+            return Success(known)
+        part = self._objects[index]
+        if part is None:
+            refreshed = self.refresh()
+            if isinstance(refreshed, Failure):
+                return refreshed
+            part = self._objects[index]
+        assert part is not None
+        if part.input_file_id is None:
+            return Failure(ProviderError(
+                message=f"batch {part.id} names no input file, so its inputs cannot be read "
+                "back", provider=self.provider, error_type="batch_error"))
+        ids: list[str] = []
+        first_body: Mapping[str, Any] | None = None
+        with _spool() as sink:
+            fetched = self._fetch(part.input_file_id, sink)
+            if isinstance(fetched, Failure):
+                return fetched
+            for number, line in enumerate(_lines(sink), start=1):
+                item = wire.parse_input_line(line)
+                if item.custom_id is None:
+                    return Failure(ProviderError(
+                        message=f"line {number} of batch {part.id}'s input file has no "
+                        "custom_id", provider=self.provider, error_type="batch_error"))
+                ids.append(item.custom_id)
+                if first_body is None:
+                    first_body = item.body
+        if len(set(ids)) != len(ids):
+            return Failure(ProviderError(
+                message=f"batch {part.id}'s input file repeats custom ids, so its results "
+                "cannot be matched to inputs", provider=self.provider, error_type="batch_error"))
+        model = first_body.get("model") if first_body is not None else None
+        self._part_custom_ids[index] = tuple(ids)
+        self._part_requests[index] = GenerationRequest(
+            model=model if isinstance(model, str) else "",
+            input="",
+            schema=self._schema if self._schema is not None else wire.schema_from_body(
+                first_body),
+        )
+        return Success(tuple(ids))
+
+    def _fetch(self, file_id: str, sink: IO[bytes]) -> Result[WireResponse, LLMError]:
+        fetched = self._transport.download(wire.build_file_content(file_id), sink)
+        if isinstance(fetched, Success) and not 200 <= fetched.unwrap().status < 300:
+            return Failure(parse_error(fetched.unwrap()))
+        return fetched
+
+
+def read_result_lines(collector: OutcomeCollector[Any], lines: Iterable[bytes],
+                      request: GenerationRequest, schema: StructuredOutput[Any] | None,
+                      keep: Keep) -> None:
+    """Parse OpenAI result lines (output or error file) into ``collector``, each answer
+    validated against ``schema`` like a synchronous one."""
+    for line in lines:
+        custom_id, outcome = wire.parse_result_line(request, line)
+        if schema is not None:
+            outcome = outcome.bind(lambda generation: attach_parsed(schema, generation))
+        collector.add(custom_id, keep(outcome), "openai")
+
+
+def write_parts(lines: Iterable[bytes], max_count: int, max_bytes: int
+                ) -> tuple[list[IO[bytes]], list[int], list[int]]:
+    """The input lines written to one spooled file per part, with each part's size and count.
+    The caller closes the files."""
+    files: list[IO[bytes]] = []
+    sizes: list[int] = []
+    counts: list[int] = []
+    try:
+        for part, line in split_lines(lines, max_count=max_count, max_bytes=max_bytes):
+            if part == len(files):
+                files.append(_spool())
+                sizes.append(0)
+                counts.append(0)
+            files[part].write(line)
+            sizes[part] += len(line)
+            counts[part] += 1
+    except BaseException:
+        for sink in files:
+            sink.close()
+        raise
+    return files, sizes, counts
+
+
+def _spool() -> IO[bytes]:
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
+
+
+def _lines(sink: IO[bytes]) -> Iterator[bytes]:
+    sink.seek(0)
+    for line in sink:
+        if line.strip():
+            yield line
+
+
+def _chunks(sink: IO[bytes]) -> Callable[[], Iterator[bytes]]:
+    def read() -> Iterator[bytes]:
+        sink.seek(0)
+        while chunk := sink.read(CHUNK):
+            yield chunk
+
+    return read
+
+
+def submit_openai_batch(
+    transport: HTTPTransport,
+    request: GenerationRequest,
+    inputs: Sequence[str],
+    batch_options: Mapping[str, Any] | None,
+    warn: Callable[[str], None],
+) -> Batch[Any]:
+    """Effectful: write, upload and start an OpenAI batch of ``inputs`` with ``request``'s
+    model, config and schema; split into several provider batches when it exceeds OpenAI's
+    limits. Every input is checked and written before the first upload. When a later part fails
+    to start, the parts already started are cancelled and the error is raised."""
+    options = wire.parse_batch_options(batch_options, len(inputs))
+    request = evolve(request, config=wire.apply_system(request.config, options.system))
+    custom_ids = options.custom_ids or wire.default_custom_ids(len(inputs))
+    encoder = unwrap(wire.build_line_encoder(request))
+    for message in encoder.warnings:
+        warn(message)
+
+    files, sizes, counts = write_parts(encoder.lines(custom_ids, inputs),
+                                       options.max_requests_per_batch, wire.MAX_FILE_BYTES)
+    try:
+        started: list[wire.OpenAIBatch] = []
+        for part, sink in enumerate(files):
+            outcome = _start_part(transport, sink, sizes[part], options, part=part,
+                                  parts=len(files))
+            if isinstance(outcome, Failure):
+                raise _abandon(transport, started, outcome.failure())
+            started.append(outcome.unwrap())
+    finally:
+        for sink in files:
+            sink.close()
+
+    part_ids: list[tuple[str, ...]] = []
+    offset = 0
+    for count in counts:
+        part_ids.append(tuple(custom_ids[offset:offset + count]))
+        offset += count
+    job = OpenAIBatchJob(transport, [part.id for part in started], request=request,
+                         part_custom_ids=part_ids)
+    job._objects = list(started)
+    log().info("started OpenAI batch %s: %d requests in %d part(s)", job.id, len(inputs),
+               len(started))
+    return Batch(job, job._state())
+
+
+def _start_part(transport: HTTPTransport, sink: IO[bytes], size: int,
+                options: wire.OpenAIBatchOptions, *, part: int, parts: int
+                ) -> Result[wire.OpenAIBatch, LLMError]:
+    upload = wire.build_file_upload(
+        f"llmbackend-batch-{part + 1}-of-{parts}.jsonl", size, _chunks(sink),
+        boundary=f"llmbackend-{secrets.token_hex(16)}",
+    )
+    return (
+        transport.send(upload)
+        .bind(wire.parse_file_object)
+        .bind(lambda file_id: transport.send(
+            wire.build_create_batch(file_id, options, part, parts)))
+        .bind(wire.parse_batch_object)
+    )
+
+
+def _abandon(transport: HTTPTransport, started: Sequence[wire.OpenAIBatch],
+             error: LLMError) -> LLMError:
+    """Cancel the parts already started (best effort) and say so in ``error``."""
+    if not started:
+        return error
+    for part in started:
+        transport.send(wire.build_cancel_batch(part.id))
+    ids = ", ".join(part.id for part in started)
+    return evolve(error, message=f"{error.message} (while starting part {len(started) + 1} of a "
+                  f"split batch; the parts already started were cancelled: {ids})")
+
+
+def attach_openai_batch(transport: HTTPTransport, batch_id: str,
+                        schema: StructuredOutput[Any] | None) -> Batch[Any]:
+    """Effectful: a handle on an existing OpenAI batch (or split job) from its id alone."""
+    job = OpenAIBatchJob(transport, wire.split_batch_id(batch_id), schema=schema)
+    return Batch(job, unwrap(job.refresh()))
+
+
+def check_inputs(inputs: object) -> list[str]:
+    """The prompts of a batch as a list, after checking each is a string."""
+    if isinstance(inputs, str | bytes) or not hasattr(inputs, "__iter__"):
+        raise ConfigurationError(
+            message="inputs must be a list of prompts (strings), got "
+            f"{type(inputs).__name__}", key="inputs")
+    prompts = list(inputs)
+    if not prompts:
+        raise ConfigurationError(message="inputs is empty: a batch needs at least one prompt",
+                                 key="inputs")
+    for index, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            raise ConfigurationError(
+                message=f"input #{index} must be a string (a prompt), got "
+                f"{type(prompt).__name__}", key="inputs")
+    return prompts
+
+
+def batch_request(model: str, config: ConfigInput, schema: StructuredOutput[Any] | None,
+                  drop_unsupported: bool) -> GenerationRequest:
+    """The request every item of a batch shares (its ``input`` is set per item)."""
+    from llmbackend.convert import config_from
+
+    return GenerationRequest(model=model, input="", config=config_from(config), schema=schema,
+                             drop_unsupported=drop_unsupported)
