@@ -176,7 +176,7 @@ class Batch(Generic[T]):
         ``LLMError`` of each failure. Raises ``BatchNotReadyError`` before the batch has ended,
         or the ``LLMError`` of a download that failed."""
         self._require_ended()
-        return unwrap(self._job.collect(_whole))
+        return unwrap(self._job.collect(keep_whole))
 
     def results(self) -> list[T]:
         """The answers in input order: text, or the parsed objects when a schema was given.
@@ -185,7 +185,7 @@ class Batch(Generic[T]):
         gives the others), and ``BatchNotReadyError`` before the batch has ended.
         """
         status = self._require_ended()
-        outcomes = unwrap(self._job.collect(_parsed_only))
+        outcomes = unwrap(self._job.collect(keep_parsed))
         failures = item_failures(outcomes, self.custom_ids)
         if failures:
             raise BatchItemsError(
@@ -210,11 +210,11 @@ class Batch(Generic[T]):
         return status
 
 
-def _whole(outcome: Result[Generation[Any], LLMError]) -> Outcome:
+def keep_whole(outcome: Result[Generation[Any], LLMError]) -> Outcome:
     return outcome
 
 
-def _parsed_only(outcome: Result[Generation[Any], LLMError]) -> Outcome:
+def keep_parsed(outcome: Result[Generation[Any], LLMError]) -> Outcome:
     # results() keeps only the answers: a large batch's raw bodies would not fit in memory.
     return outcome.map(lambda generation: generation.parsed)
 

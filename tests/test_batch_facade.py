@@ -11,6 +11,8 @@ import warnings
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 from returns.result import Failure, Success
 
@@ -222,7 +224,7 @@ def test_results_before_the_end_and_wait_timeouts_say_so(
     assert raised.value.batch_id == batch.id
     assert raised.value.retryable
     assert "of 2 requests done" in str(raised.value)
-    with pytest.raises(BatchNotReadyError, match="after waiting 0.05 s"):
+    with pytest.raises(BatchNotReadyError, match=r"after waiting 0\.05 s"):
         batch.wait(poll_interval=0.01, timeout=0.05)
     with pytest.raises(ConfigurationError, match="poll_interval"):
         batch.wait(poll_interval=0)
@@ -350,7 +352,7 @@ def test_unknown_batch_ids_fail_clearly(client: llmbackend.Client) -> None:
     (PROMPTS, None, {"temprature": 1}, "temprature"),
 ])
 def test_bad_input_raises_before_any_upload(
-    client: llmbackend.Client, openai_env: OpenAIEmulator, inputs: Any, options: Any,
+    client: llmbackend.Client, openai_env: OpenAIEmulator, *, inputs: Any, options: Any,
     config: Any, words: str,
 ) -> None:
     with pytest.raises(ConfigurationError, match=words):
@@ -395,3 +397,44 @@ def test_typed_outcomes_match_on_result(client: llmbackend.Client) -> None:
             case Failure(error):
                 raise AssertionError(error)
     assert texts == [f"Echo: {p}" for p in PROMPTS[:2]]
+
+
+# --- every item accounted for, whatever happens ---------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(count=st.integers(1, 7), failing=st.sets(st.integers(0, 6)),
+       outcome=st.sampled_from(["completed", "expired", "cancelled"]), done=st.integers(0, 7),
+       missing_lines=st.sampled_from(["error_file", "omit"]), seed=st.integers(0, 1000),
+       part_size=st.integers(1, 8))
+def test_every_item_gets_its_own_outcome(
+    client: llmbackend.Client, openai_env: OpenAIEmulator, *, count: int, failing: set[int],
+    outcome: Any, done: int, missing_lines: Any, seed: int, part_size: int,
+) -> None:
+    ids = [f"id-{(i * 7919) % 1000}" for i in range(count)]  # not in sorted order
+    openai_env.batch_plan = BatchPlan(
+        finish_after=1, outcome=outcome, done=done, missing_lines=missing_lines,
+        shuffle_seed=seed, item_errors={ids[i]: (400, json.loads(error_body(
+            f"bad request {ids[i]}", "invalid_request_error", "bad"))) for i in failing
+            if i < count})
+    batch = client.submit_batch([f"prompt {i}" for i in range(count)],
+                                batch_options={"custom_ids": ids,
+                                               "max_requests_per_batch": part_size})
+    outcomes = batch.outcomes()
+    assert len(outcomes) == count
+    parts = [ids[i:i + part_size] for i in range(0, count, part_size)]
+    for index, result in enumerate(outcomes):
+        ran = outcome == "completed" or any(
+            ids[index] in part and part.index(ids[index]) < done for part in parts)
+        if ran and index not in failing:
+            assert result.unwrap().text == f"Echo: prompt {index}"
+        elif ran:
+            error = result.failure()
+            assert isinstance(error, HTTPStatusError)
+            assert f"bad request {ids[index]}" in str(error)
+        else:
+            error = result.failure()
+            assert isinstance(error, ProviderError)
+            assert error.error_code == ("batch_expired" if outcome == "expired"
+                                        else "batch_cancelled")

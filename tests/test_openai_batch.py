@@ -409,3 +409,12 @@ def test_a_structured_batch_schema_is_read_back_from_its_input_body() -> None:
     assert restored.schema == schema
     assert wire.schema_from_body({"model": "m", "input": "x"}) is None
     assert wire.schema_from_body(None) is None
+
+
+@given(st.lists(st.tuples(custom_ids, strategies.prompts), max_size=8,
+                unique_by=lambda item: item[0]))
+def test_input_lines_round_trip(items: list[tuple[str, str]]) -> None:
+    encoder = wire.build_line_encoder(REQUEST).unwrap()
+    jsonl = b"".join(encoder.lines([cid for cid, _ in items], [p for _, p in items]))
+    read = [wire.parse_input_line(line) for line in jsonl.splitlines(keepends=True)]
+    assert [(line.custom_id, line.body and line.body["input"]) for line in read] == items
