@@ -438,3 +438,29 @@ def test_every_item_gets_its_own_outcome(
             assert isinstance(error, ProviderError)
             assert error.error_code == ("batch_expired" if outcome == "expired"
                                         else "batch_cancelled")
+
+
+def test_a_batch_made_elsewhere_resumes_and_its_line_errors_reach_their_items(
+    openai_env: OpenAIEmulator,
+) -> None:
+    """A batch created with the official SDK, failed by OpenAI's validation on its second line,
+    is read by id: that item names its own error, the others the batch's."""
+    import openai
+
+    sdk = openai.OpenAI(api_key=API_KEY, base_url=openai_env.base_url)
+    lines = [{"custom_id": cid, "method": "POST", "url": "/v1/responses",
+              "body": {"model": model, "input": f"prompt {cid}"}}
+             for cid, model in (("first", "gpt-4o-mini"), ("second", "gpt-4o"),
+                                ("third", "gpt-4o-mini"))]
+    content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    uploaded = sdk.files.create(file=("in.jsonl", content), purpose="batch")
+    created = sdk.batches.create(input_file_id=uploaded.id, endpoint="/v1/responses",
+                                 completion_window="24h")
+    batch = llmbackend.get_batch("openai", created.id)
+    assert batch.wait(poll_interval=0.01) == "failed"
+    assert batch.custom_ids == ("first", "second", "third")
+    errors = [outcome.failure() for outcome in batch.outcomes()]
+    assert all(isinstance(error, ProviderError) for error in errors)
+    assert "this request:" in str(errors[1])
+    assert "model" in str(errors[1]).lower()
+    assert "this request:" not in str(errors[0])
