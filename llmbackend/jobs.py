@@ -35,6 +35,7 @@ from llmbackend.errors import (
     ConfigurationError,
     LLMError,
     ProviderError,
+    TransportError,
     UnsupportedError,
 )
 from llmbackend.logs import log
@@ -497,13 +498,28 @@ def _start_part(transport: HTTPTransport, sink: IO[bytes], size: int,
         f"llmbackend-batch-{part + 1}-of-{parts}.jsonl", size, _chunks(sink),
         boundary=f"llmbackend-{secrets.token_hex(16)}",
     )
-    return (
-        transport.send(upload)
-        .bind(wire.parse_file_object)
-        .bind(lambda file_id: transport.send(
-            wire.build_create_batch(file_id, options, part, parts)))
-        .bind(wire.parse_batch_object)
-    )
+    return transport.send(upload).bind(wire.parse_file_object).bind(
+        lambda file_id: _create(transport, file_id, options, part=part, parts=parts))
+
+
+def _create(transport: HTTPTransport, file_id: str, options: wire.OpenAIBatchOptions, *,
+            part: int, parts: int) -> Result[wire.OpenAIBatch, LLMError]:
+    """Create the batch on ``file_id``. When the answer is lost (no response), the batch may
+    exist anyway: it is looked up by its input file before the create is sent again, so that a
+    lost answer never makes a second (billed) batch."""
+    create = wire.build_create_batch(file_id, options, part, parts)
+    created = transport.send(create).bind(wire.parse_batch_object)
+    if not isinstance(created, Failure) or not isinstance(created.failure(), TransportError):
+        return created
+    listed = transport.send(wire.build_list_batches()).bind(wire.parse_batch_list)
+    if isinstance(listed, Failure):
+        return created
+    found = wire.find_batch(listed.unwrap(), file_id)
+    if found is not None:
+        log().info("the answer to creating batch %s was lost; found it by its input file",
+                   found.id)
+        return Success(found)
+    return transport.send(create).bind(wire.parse_batch_object)
 
 
 def _abandon(transport: HTTPTransport, started: Sequence[wire.OpenAIBatch],

@@ -190,7 +190,7 @@ class HTTPTransport:
                 status=received.status if received else None,
                 headers=received.headers if received else {},
                 now=time.time(), random_unit=random.random(),
-            )
+            ) if received is not None or request.idempotent else None
             if delay is None:
                 if isinstance(outcome, WireResponse):
                     return Success(outcome)

@@ -267,7 +267,7 @@ class WireRequest:
 
     ``path`` is relative to the provider's base URL. ``headers`` never hold credentials: the
     transport adds those. ``warnings`` are messages for the caller (e.g. a dropped parameter) that
-    the effectful shell emits, since a pure builder cannot.
+    the effectful shell emits, since a pure builder cannot. ``idempotent``: see below.
     """
 
     method: str
@@ -276,6 +276,9 @@ class WireRequest:
     content: bytes | StreamBody | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(factory=dict, hash=False)
     warnings: tuple[str, ...] = ()
+    #: Whether sending it twice is harmless. A request that is not (e.g. creating a batch) is not
+    #: retried after an attempt that got no response, since it may have taken effect.
+    idempotent: bool = True
 
 
 @frozen(kw_only=True)

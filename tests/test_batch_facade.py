@@ -464,3 +464,29 @@ def test_a_batch_made_elsewhere_resumes_and_its_line_errors_reach_their_items(
     assert "this request:" in str(errors[1])
     assert "model" in str(errors[1]).lower()
     assert "this request:" not in str(errors[0])
+
+
+@pytest.mark.parametrize("made", [True, False])
+def test_a_lost_create_answer_never_makes_a_second_batch(
+    client: llmbackend.Client, openai_env: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch,
+    made: bool,
+) -> None:
+    """The network drops the answer to ``POST /batches`` (after the batch was made, or before):
+    the handle is the one batch that exists, found by its input file, or made once."""
+    transport = client._transport
+    real_send = transport.send
+    dropped: list[str] = []
+
+    def send(request: Any) -> Any:
+        if request.path == "/batches" and not dropped:
+            dropped.append(request.path)
+            if made:
+                real_send(request)
+            return Failure(TransportError(message="connection reset", provider="openai"))
+        return real_send(request)
+
+    monkeypatch.setattr(transport, "send", send)
+    batch = client.submit_batch(PROMPTS[:2])
+    assert list(openai_env.batches) == [batch.id]
+    assert "GET /v1/batches?limit=100" in calls(openai_env)
+    assert batch.results() == [f"Echo: {p}" for p in PROMPTS[:2]]

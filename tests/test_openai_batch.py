@@ -418,3 +418,17 @@ def test_input_lines_round_trip(items: list[tuple[str, str]]) -> None:
     jsonl = b"".join(encoder.lines([cid for cid, _ in items], [p for _, p in items]))
     read = [wire.parse_input_line(line) for line in jsonl.splitlines(keepends=True)]
     assert [(line.custom_id, line.body and line.body["input"]) for line in read] == items
+
+
+def test_batch_lists_are_read_and_searched_by_input_file() -> None:
+    recorded = [load_fixture("openai", name)["response"]["body"] for name in BATCH_FIXTURES]
+    page = {"object": "list", "data": [*recorded, {"id": 3}, "junk"], "has_more": False}
+    batches = wire.parse_batch_list(WireResponse(status=200, body=json.dumps(page).encode()))
+    assert [b.id for b in batches.unwrap()] == [b["id"] for b in recorded]
+    found = wire.find_batch(batches.unwrap(), "file-Hy1cokeAuvAfjsi5TPnoEs")
+    assert found is not None
+    assert found.id == "batch_690a6884adc881908499477522442f77"
+    assert wire.find_batch(batches.unwrap(), "file-other") is None
+    assert isinstance(wire.parse_batch_list(WireResponse(status=200, body=b"{}")), Failure)
+    assert wire.build_list_batches().path == "/batches?limit=100"
+    assert wire.build_create_batch("f", wire.OpenAIBatchOptions(), 0, 1).idempotent is False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from returns.result import Failure
 
@@ -9,7 +11,7 @@ import llmbackend
 from llmbackend import HTTPStatusError, UnsupportedError
 from llmbackend.retrying import RetryPolicy
 from llmbackend.transport import HTTPTransport, redact
-from llmbackend.types import Secret, WireRequest
+from llmbackend.types import Secret, StreamBody, WireRequest
 from tests.emulator import API_KEY, OpenAIEmulator, error_body
 
 
@@ -69,3 +71,53 @@ def test_retries_follow_the_policy(emulator: OpenAIEmulator) -> None:
 def test_redact_replaces_every_secret() -> None:
     secrets = (Secret("sk-one"), Secret("sk-two"), Secret(""))
     assert redact("a sk-one b sk-two c sk-one", secrets) == "a ******** b ******** c ********"
+
+
+@pytest.mark.parametrize(("idempotent", "attempts"), [(True, 3), (False, 1)])
+def test_a_request_that_got_no_answer_is_retried_only_if_idempotent(
+    emulator: OpenAIEmulator, idempotent: bool, attempts: int
+) -> None:
+    for _ in range(3):
+        emulator.reply(200, b"{}", delay=0.5)
+    sender = transport(emulator, timeout=0.1,
+                       retry=RetryPolicy(max_retries=2, initial_delay=0.01))
+    error = sender.send(WireRequest(method="POST", path="/batches", json={},
+                                    idempotent=idempotent)).failure()
+    assert isinstance(error, llmbackend.RequestTimeoutError)
+    assert error.attempts == attempts
+    assert len(emulator.requests) == attempts
+
+
+def test_a_status_is_retried_even_when_not_idempotent(emulator: OpenAIEmulator) -> None:
+    emulator.reply(503, error_body("busy", "server_error", None), {"retry-after-ms": "1"})
+    sender = transport(emulator, retry=RetryPolicy(max_retries=1))
+    response = sender.send(WireRequest(method="POST", path="/responses",
+                                       json={"model": "m", "input": "x"}, idempotent=False))
+    assert response.unwrap().attempts == 2  # a 503 means it was not done: safe to send again
+
+
+def test_a_streamed_body_is_sent_again_whole_on_retry(emulator: OpenAIEmulator) -> None:
+    emulator.reply(502, error_body("bad gateway", "server_error", None), {"retry-after-ms": "1"})
+    chunks = [b'{"model": "m", ', b'"input": "streamed"}']
+    body = StreamBody(length=sum(map(len, chunks)), chunks=lambda: iter(chunks))
+    sender = transport(emulator, retry=RetryPolicy(max_retries=1))
+    response = sender.send(WireRequest(method="POST", path="/responses", content=body,
+                                       headers={"Content-Type": "application/json"}))
+    assert response.unwrap().status == 200
+    assert [r.body for r in emulator.requests] == [b"".join(chunks)] * 2
+    assert emulator.requests[1].headers["content-length"] == str(body.length)
+
+
+def test_download_streams_into_the_sink_after_a_retry(emulator: OpenAIEmulator) -> None:
+    emulator.reply(500, error_body("oops", "server_error", None), {"retry-after-ms": "1"})
+    emulator.reply(200, b"line one\nline two\n")
+    sender = transport(emulator, retry=RetryPolicy(max_retries=1))
+    sink = io.BytesIO(b"kept:")
+    sink.seek(5)
+    response = sender.download(WireRequest(method="GET", path="/files/f/content"), sink)
+    assert (response.unwrap().status, response.unwrap().body) == (200, b"")
+    assert sink.getvalue() == b"kept:line one\nline two\n"
+    emulator.reply(404, error_body("No such File object: f", "invalid_request_error", None))
+    missing = sender.download(WireRequest(method="GET", path="/files/f/content"), io.BytesIO())
+    assert missing.unwrap().status == 404
+    assert b"No such File" in missing.unwrap().body  # error bodies come back for the parser

@@ -295,7 +295,14 @@ def build_create_batch(
                             "completion_window": options.completion_window}
     if metadata:
         body["metadata"] = metadata
-    return WireRequest(method="POST", path="/batches", json=body)
+    # Not idempotent: a create whose answer was lost may have made a batch, and a blind retry
+    # would make (and bill) a second one. The shell looks for it instead (``find_batch``).
+    return WireRequest(method="POST", path="/batches", json=body, idempotent=False)
+
+
+def build_list_batches(limit: int = 100) -> WireRequest:
+    """Pure: ``GET /batches`` (the most recent first)."""
+    return WireRequest(method="GET", path=f"/batches?limit={limit}")
 
 
 def build_retrieve_batch(batch_id: str) -> WireRequest:
@@ -396,18 +403,26 @@ def parse_batch_object(response: WireResponse) -> Result[OpenAIBatch, LLMError]:
     if not 200 <= response.status < 300:
         return Failure(parse_error(response))
     body = _json_object(response.body)
-    if body is None or not isinstance(body.get("id"), str) or not isinstance(
-        body.get("status"), str
-    ):
+    batch = batch_from_object(body) if body is not None else None
+    if batch is None:
         return Failure(ResponseParseError(
             message=f"{LABEL} answered with a body that is not a batch object (no id or status)",
             provider=NAME, body=excerpt(response.body),
         ))
+    return Success(batch)
+
+
+def batch_from_object(body: dict[str, Any]) -> OpenAIBatch | None:
+    """Pure: what llmbackend reads from a decoded batch object (``None`` without id or status)."""
+    batch_id = body.get("id")
+    status = body.get("status")
+    if not isinstance(batch_id, str) or not isinstance(status, str):
+        return None
     counts = body.get("request_counts")
     counts = counts if isinstance(counts, dict) else {}
-    return Success(OpenAIBatch(
-        id=body["id"],
-        status=BatchStatus(body["status"]),
+    return OpenAIBatch(
+        id=batch_id,
+        status=BatchStatus(status),
         counts=BatchCounts(total=_count(counts.get("total")),
                            completed=_count(counts.get("completed")),
                            failed=_count(counts.get("failed"))),
@@ -417,7 +432,7 @@ def parse_batch_object(response: WireResponse) -> Result[OpenAIBatch, LLMError]:
         error_file_id=_string(body.get("error_file_id")),
         issues=_issues(body.get("errors")),
         raw=body,
-    ))
+    )
 
 
 def _issues(errors: object) -> tuple[BatchIssue, ...]:
@@ -430,6 +445,26 @@ def _issues(errors: object) -> tuple[BatchIssue, ...]:
                    line=item["line"] if isinstance(item.get("line"), int) else None)
         for item in data if isinstance(item, dict)
     )
+
+
+def parse_batch_list(response: WireResponse) -> Result[list[OpenAIBatch], LLMError]:
+    """Pure: the batch objects of a ``GET /batches`` page (unreadable entries are skipped)."""
+    if not 200 <= response.status < 300:
+        return Failure(parse_error(response))
+    body = _json_object(response.body)
+    data = body.get("data") if body is not None else None
+    if not isinstance(data, list):
+        return Failure(ResponseParseError(
+            message=f"{LABEL} answered with a body that is not a list of batches",
+            provider=NAME, body=excerpt(response.body)))
+    batches = (batch_from_object(item) for item in data if isinstance(item, dict))
+    return Success([batch for batch in batches if batch is not None])
+
+
+def find_batch(batches: Sequence[OpenAIBatch], input_file_id: str) -> OpenAIBatch | None:
+    """Pure: the batch made on ``input_file_id``, if there is one (file ids are unique to an
+    upload, so at most one batch of ours uses it)."""
+    return next((batch for batch in batches if batch.input_file_id == input_file_id), None)
 
 
 def parse_result_line(
