@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -74,6 +74,8 @@ class ClientSettings:
     # Hidden from the repr: gateways often take a credential in a custom header.
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     drop_unsupported: bool = False
+    #: Provider-specific options (``Provider.options``), checked.
+    options: tuple[tuple[str, object], ...] = ()
 
 
 def resolve_settings(
@@ -84,14 +86,26 @@ def resolve_settings(
     Raises ``ConfigurationError`` for an unknown option or a bad value, and
     ``MissingCredentialsError`` when the provider's official endpoint would get no API key.
     """
+    known = (*REMOTE_OPTIONS, *provider.options)
     for name in options:
-        if name not in REMOTE_OPTIONS:
-            hint = did_you_mean(str(name), REMOTE_OPTIONS)
+        if name not in known:
+            hint = did_you_mean(str(name), known)
             raise ConfigurationError(
                 message=f"unknown option {name!r} for provider {provider.name!r}.{hint} "
-                f"Options: {', '.join(REMOTE_OPTIONS)}.",
+                f"Options: {', '.join(known)}.",
                 key=str(name),
             )
+    extras: list[tuple[str, object]] = []
+    for name, allowed in provider.options.items():
+        if name not in options:
+            continue
+        if options[name] not in allowed:
+            raise ConfigurationError(
+                message=f"option {name!r} for provider {provider.name!r} must be one of "
+                f"{', '.join(map(repr, allowed))}, got {options[name]!r}",
+                key=name,
+            )
+        extras.append((name, options[name]))
     base_url = options.get("base_url") or _first_env(environ, provider.base_url_env)
     base_url = base_url or provider.default_base_url
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -139,6 +153,7 @@ def resolve_settings(
         max_retries=max_retries,
         headers=tuple(sorted(headers.items())),
         drop_unsupported=drop,
+        options=tuple(extras),
     )
 
 
@@ -199,7 +214,7 @@ def unwrap_or_raise(result: Result[T, LLMError]) -> T:
 
 
 def _request(
-    model: str, input: object, config: ConfigInput, schema: object, drop_unsupported: bool
+    model: str, input: object, config: ConfigInput, schema: object, settings: ClientSettings
 ) -> GenerationRequest:
     if not isinstance(input, str):
         raise ConfigurationError(
@@ -208,7 +223,7 @@ def _request(
         )
     return GenerationRequest(
         model=model, input=input, config=config_from(config), schema=_check_schema(schema),
-        drop_unsupported=drop_unsupported,
+        drop_unsupported=settings.drop_unsupported, options=dict(settings.options),
     )
 
 
@@ -276,7 +291,7 @@ class Client:
     def generate(self, input: str, config: ConfigInput = None,
                  schema: StructuredOutput[Any] | None = None) -> Result[Generation[Any], LLMError]:
         """Typed face: the whole ``Generation`` on success, the ``LLMError`` as a ``Failure``."""
-        request = _request(self.model, input, config, schema, self._settings.drop_unsupported)
+        request = _request(self.model, input, config, schema, self._settings)
         return _run(self._provider, request, self._transport)
 
     @overload
@@ -325,17 +340,22 @@ class Client:
                        inputs=inputs, config=config, schema=schema, batch_options=batch_options)
 
     @overload
-    def get_batch(self, batch_id: str, schema: None = None) -> Batch[Any]: ...
+    def get_batch(self, batch_id: str, schema: None = None,
+                  custom_ids: Sequence[str] | None = None) -> Batch[Any]: ...
 
     @overload
-    def get_batch(self, batch_id: str, schema: StructuredOutput[T]) -> Batch[T]: ...
+    def get_batch(self, batch_id: str, schema: StructuredOutput[T],
+                  custom_ids: Sequence[str] | None = None) -> Batch[T]: ...
 
-    def get_batch(self, batch_id: str, schema: StructuredOutput[Any] | None = None
-                  ) -> Batch[Any]:
+    def get_batch(self, batch_id: str, schema: StructuredOutput[Any] | None = None,
+                  custom_ids: Sequence[str] | None = None) -> Batch[Any]:
         """Re-attach to a batch from its id (e.g. in another process). Give the ``schema`` it was
-        submitted with to get the parsed objects back; without one, a structured batch's answers
-        come back as JSON values, validated against the schema stored in its input file."""
-        return _attach(self._provider, self._transport, batch_id, schema)
+        submitted with to get the parsed objects back (on OpenAI, without one a structured
+        batch's answers come back as JSON values, checked against the schema in its input file).
+        ``custom_ids`` lists the items in the order you want them back (needed for your own
+        ids on Anthropic, which keeps no copy of the inputs; see docs/batches.md)."""
+        return _attach(self._provider, self._settings, self._transport, batch_id,
+                       schema=schema, custom_ids=custom_ids)
 
 
 def _submit(provider: Provider, model: str, settings: ClientSettings, transport: HTTPTransport,
@@ -343,30 +363,63 @@ def _submit(provider: Provider, model: str, settings: ClientSettings, transport:
             batch_options: Mapping[str, Any] | None) -> Batch[Any]:
     from llmbackend import jobs
 
-    _require_batches(provider)
     prompts = jobs.check_inputs(inputs)
-    request = jobs.batch_request(model, config, _check_schema(schema), settings.drop_unsupported)
+    request = _request(model, "", config, schema, settings)
+    if batch_options is not None and not isinstance(batch_options, Mapping):
+        raise ConfigurationError(message="batch_options must be a dict, got "
+                                 f"{type(batch_options).__name__}", key="batch_options")
+    options = dict(batch_options or {})
+    mode = options.pop("mode", provider.default_batch_mode)
+    if mode not in BATCH_MODES:
+        raise ConfigurationError(
+            message=f"batch option 'mode' must be 'native' (the provider's batch API) or "
+            f"'immediate' (concurrent calls now), got {mode!r}", key="mode")
 
     def warn(message: str) -> None:
         warnings.warn(message, LLMBackendWarning, stacklevel=_caller_stacklevel())
 
-    return jobs.submit_openai_batch(transport, request, prompts, batch_options, warn)
+    if mode == "immediate":
+        return jobs.run_immediate_batch(provider, transport, request, prompts,
+                                        batch_options=options, warn=warn)
+    if provider.name == "openai":
+        return jobs.submit_openai_batch(transport, request, prompts, options, warn)
+    if provider.name == "anthropic":
+        return jobs.submit_anthropic_batch(transport, request, prompts, options, warn)
+    raise UnsupportedError(  # pragma: no cover - every registered provider is handled above
+        message=f"provider {provider.name!r} has no native batch API in llmbackend; use "
+        "batch_options={'mode': 'immediate'}", provider=provider.name, parameter="mode")
 
 
-def _attach(provider: Provider, transport: HTTPTransport, batch_id: str, schema: object
-            ) -> Batch[Any]:
+#: What ``batch_options["mode"]`` may be.
+BATCH_MODES = ("native", "immediate")
+
+
+def _attach(provider: Provider, settings: ClientSettings, transport: HTTPTransport,
+            batch_id: str, *, schema: object, custom_ids: object) -> Batch[Any]:
     from llmbackend import jobs
+    from llmbackend.batching import check_custom_ids
 
-    _require_batches(provider)
-    return jobs.attach_openai_batch(transport, batch_id, _check_schema(schema))
-
-
-def _require_batches(provider: Provider) -> None:
-    if provider.name != "openai":
-        raise UnsupportedError(
-            message=f"batch jobs are not available for provider {provider.name!r} yet",
-            provider=provider.name, parameter="submit_batch",
-        )
+    if isinstance(batch_id, str) and batch_id.startswith("immediate-"):
+        raise ConfigurationError(
+            message=f"{batch_id!r} is an immediate batch: it ran in the process that made it "
+            "and nothing of it is kept at the provider, so it cannot be re-attached; keep its "
+            "handle (or its results) instead", key="batch_id")
+    order = None
+    if custom_ids is not None:
+        if isinstance(custom_ids, str | bytes) or not isinstance(custom_ids, Sequence):
+            raise ConfigurationError(message="custom_ids must be a list of strings",
+                                     key="custom_ids")
+        order = check_custom_ids(custom_ids, len(custom_ids), None)
+    checked = _check_schema(schema)
+    if provider.name == "openai":
+        handle = jobs.attach_openai_batch(transport, batch_id, checked)
+    elif provider.name == "anthropic":
+        handle = jobs.attach_anthropic_batch(
+            transport, batch_id, _request("", "", None, checked, settings))
+    else:  # pragma: no cover - every registered provider is handled above
+        raise UnsupportedError(message=f"provider {provider.name!r} has no batches to re-attach",
+                               provider=provider.name, parameter="batch_id")
+    return handle if order is None else jobs.Batch(handle._job, handle._state, order)
 
 
 def _run(provider: Provider, request: GenerationRequest, transport: HTTPTransport
@@ -432,7 +485,7 @@ def generate(provider: str, model: str, input: str, config: ConfigInput = None,
     """
     spec = get_provider(provider)
     settings = resolve_settings(spec, provider_options, os.environ)
-    request = _request(_check_model(model), input, config, schema, settings.drop_unsupported)
+    request = _request(_check_model(model), input, config, schema, settings)
     return _run(spec, request, _shared_transport(spec, settings))
 
 
@@ -494,17 +547,17 @@ def create_batch(  # noqa: PLR0917 -- the seed README's signature, positional as
 
 
 @overload
-def get_batch(provider: str, batch_id: str, schema: None = None, **provider_options: Any
-              ) -> Batch[Any]: ...
+def get_batch(provider: str, batch_id: str, schema: None = None,
+              custom_ids: Sequence[str] | None = None, **provider_options: Any) -> Batch[Any]: ...
 
 
 @overload
-def get_batch(provider: str, batch_id: str, schema: StructuredOutput[T], **provider_options: Any
-              ) -> Batch[T]: ...
+def get_batch(provider: str, batch_id: str, schema: StructuredOutput[T],
+              custom_ids: Sequence[str] | None = None, **provider_options: Any) -> Batch[T]: ...
 
 
 def get_batch(provider: str, batch_id: str, schema: StructuredOutput[Any] | None = None,
-              **provider_options: Any) -> Batch[Any]:
+              custom_ids: Sequence[str] | None = None, **provider_options: Any) -> Batch[Any]:
     """Re-attach to a batch from its id alone, in any process: ``get_batch("openai", id)``.
 
     Its results still come back in input order: the order and the custom ids are read back
@@ -512,4 +565,5 @@ def get_batch(provider: str, batch_id: str, schema: StructuredOutput[Any] | None
     """
     spec = get_provider(provider)
     settings = resolve_settings(spec, provider_options, os.environ)
-    return _attach(spec, _shared_transport(spec, settings), batch_id, schema)
+    return _attach(spec, settings, _shared_transport(spec, settings), batch_id, schema=schema,
+                   custom_ids=custom_ids)

@@ -67,9 +67,11 @@ class BatchStatus(str):
 
     raw: str
 
-    def __new__(cls, raw: str) -> BatchStatus:
+    def __new__(cls, raw: str, state: str | None = None) -> BatchStatus:
+        """``raw`` is the provider's word; ``state`` the normalized value when the word alone
+        does not say it (Anthropic's ``ended`` covers completed, cancelled and expired)."""
         key = status_key(raw)
-        status = super().__new__(cls, _STATE_OF.get(key, key))
+        status = super().__new__(cls, state if state is not None else _STATE_OF.get(key, key))
         status.raw = raw
         return status
 
@@ -108,7 +110,7 @@ class BatchStatus(str):
         return f"BatchStatus({self.value!r}, raw={self.raw!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (BatchStatus, (self.raw,))
+        return (BatchStatus, (self.raw, self.value))
 
 
 #: How far along a state is, for combining the parts of a split batch: the least advanced part
@@ -267,3 +269,111 @@ def describe_failures(failures: Sequence[BatchItemFailure], total: int, limit: i
 
 def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+# --- immediate batches ----------------------------------------------------------------------------
+
+#: Concurrent requests of an immediate batch when ``concurrency`` is not given.
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 256
+IMMEDIATE_OPTIONS = ("mode", "concurrency", "custom_ids", "display_name")
+
+
+@frozen(kw_only=True)
+class ImmediateOptions:
+    """The checked ``batch_options`` of an immediate batch (``mode="immediate"``)."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    custom_ids: tuple[str, ...] | None = field(default=None, repr=False)
+    display_name: str | None = None
+
+
+def parse_immediate_options(options: Mapping[str, Any], count: int) -> ImmediateOptions:
+    """Pure: ``batch_options`` for an immediate batch: ``concurrency`` (1 to 256, default 8),
+    ``custom_ids`` (unique non-empty strings, one per input, used to name items in errors) and
+    ``display_name`` (kept on the handle). Raises ``ConfigurationError`` naming the option."""
+    check_option_names(options, IMMEDIATE_OPTIONS, "an immediate batch")
+    concurrency = options.get("concurrency", DEFAULT_CONCURRENCY)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not (
+        1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        raise ConfigurationError(
+            message=f"batch option 'concurrency' must be a whole number from 1 to "
+            f"{MAX_CONCURRENCY}, got {concurrency!r}", key="concurrency")
+    display_name = options.get("display_name")
+    if display_name is not None and not isinstance(display_name, str):
+        raise ConfigurationError(message="batch option 'display_name' must be a string",
+                                 key="display_name")
+    custom_ids = options.get("custom_ids")
+    return ImmediateOptions(
+        concurrency=concurrency,
+        custom_ids=None if custom_ids is None else check_custom_ids(custom_ids, count, None),
+        display_name=display_name,
+    )
+
+
+def check_option_names(options: Mapping[str, Any], known: Sequence[str], what: str) -> None:
+    """Pure: raise ``ConfigurationError`` for the first option not in ``known``."""
+    from llmbackend.errors import did_you_mean
+
+    for name in options:
+        if name not in known:
+            raise ConfigurationError(
+                message=f"unknown batch option {name!r} for {what}."
+                f"{did_you_mean(str(name), known)} Options: {', '.join(known)}.",
+                key=str(name),
+            )
+
+
+def check_custom_ids(custom_ids: object, count: int, pattern: Any, rule: str = ""
+                     ) -> tuple[str, ...]:
+    """Pure: ``custom_ids`` as a tuple, after checking there is one unique id per input, each a
+    non-empty string matching ``pattern`` (a compiled regex, or ``None`` for any string);
+    ``rule`` says the pattern in words. Raises ``ConfigurationError`` naming the first offender.
+    """
+    if isinstance(custom_ids, str | bytes) or not isinstance(custom_ids, Iterable):
+        raise ConfigurationError(message="batch option 'custom_ids' must be a list of strings, "
+                                 "one per input", key="custom_ids")
+    ids = tuple(custom_ids)
+    if len(ids) != count:
+        raise ConfigurationError(
+            message=f"batch option 'custom_ids' has {len(ids)} ids for {count} inputs; give "
+            "exactly one per input, in input order", key="custom_ids")
+    seen: dict[str, int] = {}
+    for index, custom_id in enumerate(ids):
+        if not isinstance(custom_id, str) or not custom_id or (
+            pattern is not None and not pattern.fullmatch(custom_id)
+        ):
+            raise ConfigurationError(
+                message=f"custom id #{index} {custom_id!r} is not valid: use "
+                f"{rule or 'a non-empty string'}", key="custom_ids")
+        first = seen.setdefault(custom_id, index)
+        if first != index:
+            raise ConfigurationError(
+                message=f"custom id {custom_id!r} is used twice (inputs #{first} and #{index}); "
+                "custom ids must be unique, since results are matched to inputs by them",
+                key="custom_ids")
+    return ids
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Pure: a sort key that orders ``request-2`` before ``request-10``."""
+    import re
+
+    return tuple((0, int(part)) if part.isdigit() else (1, part)
+                 for part in re.split(r"(\d+)", text) if part)
+
+
+def reorder(items: Sequence[T], have: Sequence[str], want: Sequence[str]) -> list[T]:
+    """Pure: ``items`` (one per id of ``have``) in the order of ``want``. Raises
+    ``ConfigurationError`` unless ``want`` names exactly the same ids."""
+    if sorted(have) != sorted(want):
+        missing = sorted(set(have) - set(want))[:3]
+        extra = sorted(set(want) - set(have))[:3]
+        raise ConfigurationError(
+            message="custom_ids must name exactly the batch's items"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; not in the batch {extra}" if extra else ""),
+            key="custom_ids")
+    position = {custom_id: index for index, custom_id in enumerate(have)}
+    return [items[position[custom_id]] for custom_id in want]

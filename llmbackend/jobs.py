@@ -19,6 +19,7 @@ from typing import IO, Any, Generic, Protocol, TypeVar
 from attrs import evolve
 from returns.result import Failure, Result, Success
 
+from llmbackend import pipeline
 from llmbackend.batching import (
     BatchCounts,
     BatchState,
@@ -27,6 +28,9 @@ from llmbackend.batching import (
     combine_statuses,
     describe_failures,
     item_failures,
+    natural_key,
+    parse_immediate_options,
+    reorder,
     split_lines,
 )
 from llmbackend.errors import (
@@ -40,7 +44,10 @@ from llmbackend.errors import (
 )
 from llmbackend.logs import log
 from llmbackend.pipeline import attach_parsed
+from llmbackend.providers import Provider
+from llmbackend.providers import anthropic_batch as anthropic_wire
 from llmbackend.providers import openai_batch as wire
+from llmbackend.providers.anthropic import parse_error as anthropic_parse_error
 from llmbackend.providers.openai import parse_error
 from llmbackend.transport import HTTPTransport
 from llmbackend.types import (
@@ -101,9 +108,12 @@ class Batch(Generic[T]):
       included: the typed way to read a partly failed (e.g. expired) batch.
     """
 
-    def __init__(self, job: BatchJob, state: BatchState | None = None) -> None:
+    def __init__(self, job: BatchJob, state: BatchState | None = None,
+                 order: Sequence[str] | None = None) -> None:
         self._job = job
         self._state = state
+        # The custom ids in the order the caller wants the items (``get_batch(custom_ids=...)``).
+        self._order = tuple(order) if order is not None else None
 
     @property
     def id(self) -> str:
@@ -140,7 +150,13 @@ class Batch(Generic[T]):
     def custom_ids(self) -> tuple[str, ...]:
         """The custom id of every input, in input order (read back from the provider when the
         handle was re-attached by id)."""
-        return unwrap(self._job.custom_ids())
+        return self._order if self._order is not None else unwrap(self._job.custom_ids())
+
+    def _collect(self, keep: Keep) -> list[Outcome]:
+        outcomes = unwrap(self._job.collect(keep))
+        if self._order is None:
+            return outcomes
+        return reorder(outcomes, unwrap(self._job.custom_ids()), self._order)
 
     def wait(self, poll_interval: float = DEFAULT_POLL_INTERVAL,
              timeout: float | None = None) -> BatchStatus:
@@ -177,7 +193,7 @@ class Batch(Generic[T]):
         ``LLMError`` of each failure. Raises ``BatchNotReadyError`` before the batch has ended,
         or the ``LLMError`` of a download that failed."""
         self._require_ended()
-        return unwrap(self._job.collect(keep_whole))
+        return self._collect(keep_whole)
 
     def results(self) -> list[T]:
         """The answers in input order: text, or the parsed objects when a schema was given.
@@ -186,7 +202,7 @@ class Batch(Generic[T]):
         gives the others), and ``BatchNotReadyError`` before the batch has ended.
         """
         status = self._require_ended()
-        outcomes = unwrap(self._job.collect(keep_parsed))
+        outcomes = self._collect(keep_parsed)
         failures = item_failures(outcomes, self.custom_ids)
         if failures:
             raise BatchItemsError(
@@ -403,10 +419,10 @@ def read_result_lines(collector: OutcomeCollector[Any], lines: Iterable[bytes],
         collector.add(custom_id, keep(outcome), "openai")
 
 
-def write_parts(lines: Iterable[bytes], max_count: int, max_bytes: int
+def write_parts(lines: Iterable[bytes], max_count: int, max_bytes: int, separator: bytes = b""
                 ) -> tuple[list[IO[bytes]], list[int], list[int]]:
-    """The input lines written to one spooled file per part, with each part's size and count.
-    The caller closes the files."""
+    """The input lines written to one spooled file per part (``separator`` between two lines of
+    a part), with each part's size and count. The caller closes the files."""
     files: list[IO[bytes]] = []
     sizes: list[int] = []
     counts: list[int] = []
@@ -416,6 +432,8 @@ def write_parts(lines: Iterable[bytes], max_count: int, max_bytes: int
                 files.append(_spool())
                 sizes.append(0)
                 counts.append(0)
+            elif separator:
+                sizes[part] += files[part].write(separator)
             files[part].write(line)
             sizes[part] += len(line)
             counts[part] += 1
@@ -566,3 +584,267 @@ def batch_request(model: str, config: ConfigInput, schema: StructuredOutput[Any]
 
     return GenerationRequest(model=model, input="", config=config_from(config), schema=schema,
                              drop_unsupported=drop_unsupported)
+
+
+# --- immediate batches ----------------------------------------------------------------------------
+
+X = TypeVar("X")
+R = TypeVar("R")
+
+
+def fan_out(items: Sequence[X], run: Callable[[X], R], concurrency: int) -> list[R]:
+    """Effectful: ``run(item)`` for every item, at most ``concurrency`` at a time on worker
+    threads; the results in input order. No more than ``concurrency`` calls are ever queued, so
+    memory holds the results and nothing else per item. ``run`` should return, not raise (an
+    exception is re-raised here after the calls in flight finish)."""
+    if concurrency <= 1 or len(items) <= 1:
+        return [run(item) for item in items]
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    results: list[R | None] = [None] * len(items)
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items)),
+                            thread_name_prefix="llmbackend") as pool:
+        in_flight: dict[Future[R], int] = {}
+        for index, item in enumerate(items):
+            if len(in_flight) >= concurrency:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    results[in_flight.pop(future)] = future.result()
+            in_flight[pool.submit(run, item)] = index
+        for future in wait(in_flight).done:
+            results[in_flight[future]] = future.result()
+    return results  # type: ignore[return-value]  # every slot is filled above
+
+
+class CompletedJob:
+    """A batch that already ran in this process (immediate mode): its outcomes are in memory."""
+
+    def __init__(self, provider: str, custom_ids: Sequence[str],
+                 outcomes: Sequence[Result[Generation[Any], LLMError]],
+                 display_name: str | None = None) -> None:
+        self.id = f"immediate-{secrets.token_hex(12)}"
+        self.provider = provider
+        self.display_name = display_name
+        self._custom_ids = tuple(custom_ids)
+        self._outcomes = list(outcomes)
+        succeeded = sum(1 for outcome in outcomes if isinstance(outcome, Success))
+        self._state = BatchState(
+            status=BatchStatus("completed"),
+            counts=BatchCounts(total=len(outcomes), completed=succeeded,
+                               failed=len(outcomes) - succeeded))
+
+    def refresh(self) -> Result[BatchState, LLMError]:
+        return Success(self._state)
+
+    def cancel(self) -> Result[BatchState, LLMError]:
+        return Success(self._state)
+
+    def custom_ids(self) -> Result[tuple[str, ...], LLMError]:
+        return Success(self._custom_ids)
+
+    def collect(self, keep: Keep) -> Result[list[Outcome], LLMError]:
+        return Success([keep(outcome) for outcome in self._outcomes])
+
+
+class CompletedBatch(Batch[T]):
+    """Effectful: a batch that has already run, at once, as concurrent calls (the ``immediate``
+    mode: Anthropic's default, and anywhere with ``batch_options={"mode": "immediate"}``).
+
+    Its status is ``"completed"`` from the start and its results are in memory; ``wait`` and
+    ``cancel`` return at once. Its id names this process's handle only: there is nothing to
+    resume at the provider.
+    """
+
+
+def run_immediate_batch(
+    provider: Provider, transport: HTTPTransport, request: GenerationRequest,
+    inputs: Sequence[str], *, batch_options: Mapping[str, Any], warn: Callable[[str], None],
+) -> CompletedBatch[Any]:
+    """Effectful: every input as its own request, ``concurrency`` at a time; a completed handle.
+
+    The first request is built before anything is sent, so a config the provider cannot take
+    fails at once (and a dropped parameter warns once, not once per input).
+    """
+    options = parse_immediate_options(batch_options, len(inputs))
+    custom_ids = options.custom_ids or tuple(f"request-{i}" for i in range(len(inputs)))
+    first = unwrap(provider.build_generation(evolve(request, input=inputs[0])))
+    for message in first.warnings:
+        warn(message)
+
+    def run(prompt: str) -> Result[Generation[Any], LLMError]:
+        return pipeline.generate(provider, evolve(request, input=prompt), transport.send)
+
+    outcomes = fan_out(inputs, run, options.concurrency)
+    job = CompletedJob(provider.name, custom_ids, outcomes, options.display_name)
+    log().info("ran an immediate batch of %d requests on %s (concurrency %d)", len(inputs),
+               provider.name, options.concurrency)
+    return CompletedBatch(job, job._state)
+
+
+# --- Anthropic ------------------------------------------------------------------------------------
+
+
+class AnthropicBatchJob:
+    """Effectful: one native Anthropic Message Batches job, made of one or more provider
+    batches. Made by ``submit_anthropic_batch`` (which knows the custom ids) or from an id alone
+    (which reads them from the results once the batch has ended)."""
+
+    provider = "anthropic"
+
+    def __init__(
+        self,
+        transport: HTTPTransport,
+        part_ids: Sequence[str],
+        *,
+        request: GenerationRequest,
+        part_custom_ids: Sequence[tuple[str, ...]] | None = None,
+    ) -> None:
+        self._transport = transport
+        self.part_ids = tuple(part_ids)
+        self.id = anthropic_wire.PART_SEPARATOR.join(self.part_ids)
+        self._request = request
+        self._part_custom_ids: list[tuple[str, ...] | None] = (
+            list(part_custom_ids) if part_custom_ids is not None else [None] * len(part_ids))
+        self._objects: list[anthropic_wire.AnthropicBatch | None] = [None] * len(part_ids)
+
+    def refresh(self) -> Result[BatchState, LLMError]:
+        for index, part_id in enumerate(self.part_ids):
+            fetched = self._transport.send(anthropic_wire.build_retrieve_batch(part_id)).bind(
+                anthropic_wire.parse_batch_object)
+            if isinstance(fetched, Failure):
+                return fetched
+            self._objects[index] = fetched.unwrap()
+        return Success(self._state())
+
+    def cancel(self) -> Result[BatchState, LLMError]:
+        refreshed = self.refresh()
+        if isinstance(refreshed, Failure):
+            return refreshed
+        for index, part in enumerate(self._objects):
+            if part is None or part.ended or part.status == "cancelling":
+                continue
+            cancelled = self._transport.send(anthropic_wire.build_cancel_batch(part.id)).bind(
+                anthropic_wire.parse_batch_object)
+            if isinstance(cancelled, Failure):
+                return cancelled
+            self._objects[index] = cancelled.unwrap()
+        return Success(self._state())
+
+    def _state(self) -> BatchState:
+        objects = [part for part in self._objects if part is not None]
+        counts = BatchCounts()
+        for part in objects:
+            counts += part.counts
+        return BatchState(status=combine_statuses([part.status for part in objects]),
+                          counts=counts, raw=tuple(part.raw for part in objects))
+
+    def custom_ids(self) -> Result[tuple[str, ...], LLMError]:
+        if all(ids is not None for ids in self._part_custom_ids):
+            return Success(tuple(i for ids in self._part_custom_ids if ids for i in ids))
+        collected = self.collect(keep_whole)  # reads the ids from the results
+        if isinstance(collected, Failure):
+            return collected
+        return self.custom_ids()
+
+    def collect(self, keep: Keep) -> Result[list[Outcome], LLMError]:
+        if any(part is None for part in self._objects):
+            refreshed = self.refresh()
+            if isinstance(refreshed, Failure):
+                return refreshed
+        outcomes: list[Outcome] = []
+        for index, part in enumerate(self._objects):
+            assert part is not None
+            if not part.ended:
+                return Failure(BatchNotReadyError(
+                    message=f"batch {part.id} has not ended, so its results (and, for a batch "
+                    "resumed by id, its custom ids) are not known yet; call batch.wait()",
+                    provider=self.provider, batch_id=self.id, status=part.status.value))
+            collected = self._collect_part(index, part, keep)
+            if isinstance(collected, Failure):
+                return collected
+            outcomes.extend(collected.unwrap())
+        return Success(outcomes)
+
+    def _collect_part(self, index: int, part: anthropic_wire.AnthropicBatch, keep: Keep
+                      ) -> Result[list[Outcome], LLMError]:
+        with _spool() as sink:
+            fetched = self._transport.download(anthropic_wire.build_results(part.id), sink)
+            if isinstance(fetched, Success) and not 200 <= fetched.unwrap().status < 300:
+                return Failure(anthropic_parse_error(fetched.unwrap()))
+            if isinstance(fetched, Failure):
+                return fetched
+            lines = [anthropic_wire.parse_result_line(self._request, line)
+                     for line in _lines(sink)]
+        known = self._part_custom_ids[index]
+        if known is None:
+            # Resumed by id: the ids are those the results name, in natural order.
+            known = tuple(sorted({cid for cid, _ in lines if cid is not None}, key=natural_key))
+            self._part_custom_ids[index] = known
+        schema = self._request.schema
+        collector: OutcomeCollector[Any] = OutcomeCollector(known)
+        for custom_id, outcome in lines:
+            validated = outcome if schema is None else outcome.bind(
+                lambda generation: attach_parsed(schema, generation))
+            collector.add(custom_id, keep(validated), self.provider)
+        if collector.unknown_ids or collector.unreadable_lines:
+            log().warning("batch %s: %d result line(s) name an unknown custom id and %d could "
+                          "not be read; none of them was used", part.id,
+                          len(collector.unknown_ids), collector.unreadable_lines)
+        return Success(collector.finish(
+            lambda _, custom_id: anthropic_wire.missing_result_error(
+                part, custom_id, collector.unreadable_lines)))
+
+
+def submit_anthropic_batch(
+    transport: HTTPTransport, request: GenerationRequest, inputs: Sequence[str],
+    batch_options: Mapping[str, Any], warn: Callable[[str], None],
+) -> Batch[Any]:
+    """Effectful: start a native Message Batches job of ``inputs``; split into several batches
+    above Anthropic's limits. Every input is checked and encoded before the first request; when
+    a later part fails to start, the parts already started are cancelled and the error raised."""
+    options = anthropic_wire.parse_batch_options(batch_options, len(inputs))
+    custom_ids = options.custom_ids or tuple(f"request-{i}" for i in range(len(inputs)))
+    encoder = unwrap(anthropic_wire.build_request_encoder(request))
+    for message in encoder.warnings:
+        warn(message)
+    files, sizes, counts = write_parts(encoder.items(custom_ids, inputs),
+                                       options.max_requests_per_batch,
+                                       anthropic_wire.ITEM_BYTES_LIMIT, anthropic_wire.SEPARATOR)
+    started: list[anthropic_wire.AnthropicBatch] = []
+    try:
+        for part, sink in enumerate(files):
+            created = transport.send(
+                anthropic_wire.build_create_batch(_chunks(sink), sizes[part])
+            ).bind(anthropic_wire.parse_batch_object)
+            if isinstance(created, Failure):
+                error = created.failure()
+                for done in started:
+                    transport.send(anthropic_wire.build_cancel_batch(done.id))
+                if started:
+                    ids = ", ".join(done.id for done in started)
+                    error = evolve(error, message=f"{error.message} (while starting part "
+                                   f"{part + 1} of {len(files)}; the parts already started were "
+                                   f"cancelled: {ids})")
+                raise error
+            started.append(created.unwrap())
+    finally:
+        for sink in files:
+            sink.close()
+    part_ids: list[tuple[str, ...]] = []
+    offset = 0
+    for count in counts:
+        part_ids.append(tuple(custom_ids[offset:offset + count]))
+        offset += count
+    job = AnthropicBatchJob(transport, [part.id for part in started], request=request,
+                            part_custom_ids=part_ids)
+    job._objects = list(started)
+    log().info("started Anthropic batch %s: %d requests in %d part(s)", job.id, len(inputs),
+               len(started))
+    return Batch(job, job._state())
+
+
+def attach_anthropic_batch(transport: HTTPTransport, batch_id: str,
+                           request: GenerationRequest) -> Batch[Any]:
+    """Effectful: a handle on an existing Anthropic batch (or split job) from its id alone."""
+    job = AnthropicBatchJob(transport, anthropic_wire.split_batch_id(batch_id), request=request)
+    return Batch(job, unwrap(job.refresh()))

@@ -297,7 +297,8 @@ class GenerationRequest:
     """One prompt to one model, with its config and optional schema: the input of every builder.
 
     ``drop_unsupported`` lets a builder drop a parameter its provider does not accept (with a
-    warning) instead of failing with ``UnsupportedError``.
+    warning) instead of failing with ``UnsupportedError``. ``options`` are the client's
+    provider-specific options (e.g. Anthropic's ``structured_output``), already checked.
     """
 
     model: str
@@ -305,3 +306,4 @@ class GenerationRequest:
     config: GenerationConfig = field(factory=GenerationConfig)
     schema: StructuredOutput[Any] | None = None
     drop_unsupported: bool = False
+    options: Mapping[str, Any] = field(factory=dict, hash=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 from returns.result import Result
 
 from llmbackend.errors import ConfigurationError, LLMError, UnsupportedError, did_you_mean
@@ -29,6 +29,10 @@ class Provider:
       reads, in order of preference.
     - ``auth_headers``: the headers that carry an API key (used by the transport only).
     - ``build_generation`` / ``parse_generation``: the pure request builder and response parser.
+    - ``options``: provider options beyond the common ones, each with the values it accepts;
+      they reach the builder and parser as ``GenerationRequest.options``.
+    - ``default_batch_mode``: what ``submit_batch`` does without a ``mode`` batch option:
+      ``"native"`` (the provider's batch API) or ``"immediate"`` (concurrent calls, now).
     """
 
     name: str
@@ -39,6 +43,8 @@ class Provider:
     auth_headers: Callable[[str], Mapping[str, str]]
     build_generation: BuildGeneration
     parse_generation: ParseGeneration
+    options: Mapping[str, tuple[object, ...]] = field(factory=dict)
+    default_batch_mode: str = "native"
 
 
 def _openai() -> Provider:
@@ -47,11 +53,16 @@ def _openai() -> Provider:
     return PROVIDER
 
 
-_REGISTRY: dict[str, Callable[[], Provider]] = {"openai": _openai}
+def _anthropic() -> Provider:
+    from llmbackend.providers.anthropic import PROVIDER
+
+    return PROVIDER
+
+
+_REGISTRY: dict[str, Callable[[], Provider]] = {"openai": _openai, "anthropic": _anthropic}
 
 #: Providers the seed README names that are not built yet, with the issue that builds them.
 PLANNED: dict[str, str] = {
-    "anthropic": "Anthropic Messages (issue 4)",
     "gemini": "Gemini generateContent (issue 5)",
     "transformers": "local transformers models (issue 6)",
     "vllm": "local vLLM models (issue 6)",

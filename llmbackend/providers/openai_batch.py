@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from attrs import evolve, field, frozen
 from returns.result import Failure, Result, Success
 
+from llmbackend import batching
 from llmbackend.batching import BatchCounts, BatchStatus
 from llmbackend.errors import (
     ConfigurationError,
     LLMError,
     ProviderError,
     ResponseParseError,
-    did_you_mean,
     excerpt,
 )
 from llmbackend.providers.openai import (
@@ -72,7 +72,7 @@ BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 #: Joins the provider batch ids of a split batch into one handle id.
 PART_SEPARATOR = "+"
 #: The options ``batch_options`` accepts for OpenAI.
-BATCH_OPTIONS = ("display_name", "completion_window", "custom_ids", "system",
+BATCH_OPTIONS = ("mode", "display_name", "completion_window", "custom_ids", "system",
                  "max_requests_per_batch")
 
 
@@ -108,13 +108,7 @@ def parse_batch_options(options: Mapping[str, Any] | None, count: int) -> OpenAI
     if not isinstance(options, Mapping):
         raise ConfigurationError(message="batch_options must be a dict, got "
                                  f"{type(options).__name__}", key="batch_options")
-    for name in options:
-        if name not in BATCH_OPTIONS:
-            raise ConfigurationError(
-                message=f"unknown batch option {name!r} for OpenAI."
-                f"{did_you_mean(str(name), BATCH_OPTIONS)} Options: {', '.join(BATCH_OPTIONS)}.",
-                key=str(name),
-            )
+    batching.check_option_names(options, BATCH_OPTIONS, "OpenAI")
     display_name = options.get("display_name")
     if display_name is not None and (
         not isinstance(display_name, str) or len(display_name) > MAX_METADATA_VALUE
@@ -157,32 +151,9 @@ def check_custom_ids(custom_ids: object, count: int) -> tuple[str, ...]:
 
     Raises ``ConfigurationError`` naming the first offending id and its position.
     """
-    if isinstance(custom_ids, str | bytes) or not isinstance(custom_ids, Iterable):
-        raise ConfigurationError(message="batch option 'custom_ids' must be a list of strings, "
-                                 "one per input", key="custom_ids")
-    ids = tuple(custom_ids)
-    if len(ids) != count:
-        raise ConfigurationError(
-            message=f"batch option 'custom_ids' has {len(ids)} ids for {count} inputs; give "
-            "exactly one per input, in input order",
-            key="custom_ids",
-        )
-    seen: dict[str, int] = {}
-    for index, custom_id in enumerate(ids):
-        if not isinstance(custom_id, str) or not CUSTOM_ID.fullmatch(custom_id):
-            raise ConfigurationError(
-                message=f"custom id #{index} {custom_id!r} is not valid: use 1 to 64 "
-                "characters of letters, digits, '_', '-', '.' and ':'",
-                key="custom_ids",
-            )
-        first = seen.setdefault(custom_id, index)
-        if first != index:
-            raise ConfigurationError(
-                message=f"custom id {custom_id!r} is used twice (inputs #{first} and #{index}); "
-                "custom ids must be unique, since results are matched to inputs by them",
-                key="custom_ids",
-            )
-    return ids
+    return batching.check_custom_ids(
+        custom_ids, count, CUSTOM_ID,
+        "1 to 64 characters of letters, digits, '_', '-', '.' and ':'")
 
 
 def default_custom_ids(count: int) -> tuple[str, ...]:

@@ -1,0 +1,401 @@
+"""Pure: Anthropic's Messages API (``POST /v1/messages``) as request builders and response parsers.
+
+Reference: https://docs.anthropic.com/en/api/messages and the structured outputs guide
+(https://docs.claude.com/en/docs/build-with-claude/structured-outputs).
+
+Mapping of the portable config:
+- ``max_tokens`` -> ``max_tokens``, which the API requires: ``DEFAULT_MAX_TOKENS`` (4096) when
+  the config has none;
+- ``temperature`` -> ``temperature`` (Anthropic's range is 0 to 1: a larger value fails before
+  sending); ``top_p`` -> ``top_p``. Claude models since Opus 4.1 (Sonnet 4.5, Haiku 4.5 and
+  later) accept only one of the two: the API answers 400 when both are set;
+- ``extra["system"]`` -> ``system``; ``extra["stop"]`` (a string or a list) -> ``stop_sequences``;
+  every other ``extra`` key is passed through as is;
+- ``seed``: the Messages API has none. It fails with ``UnsupportedError`` unless the client was
+  made with ``drop_unsupported_params=True``, which drops it with a warning, as on OpenAI.
+
+Structured outputs use the native ``output_config.format`` (a JSON schema, adapted to the subset
+Anthropic accepts by ``adapt_schema``). The provider option ``structured_output="tool"`` uses the
+older forced-tool-call technique instead, for models without native support.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from returns.result import Failure, Result, Success
+
+from llmbackend.errors import (
+    HTTPStatusError,
+    LLMError,
+    ProviderError,
+    RefusalError,
+    ResponseParseError,
+    TruncationError,
+    UnsupportedError,
+    excerpt,
+)
+from llmbackend.providers import Provider
+from llmbackend.schemas import Schema
+from llmbackend.types import (
+    Generation,
+    GenerationRequest,
+    Usage,
+    WireRequest,
+    WireResponse,
+)
+
+NAME = "anthropic"
+LABEL = "Anthropic"
+BASE_URL = "https://api.anthropic.com"
+MESSAGES_PATH = "/v1/messages"
+#: The API version every request names (``anthropic-version`` header).
+API_VERSION = "2023-06-01"
+#: ``max_tokens`` when the config sets none (the API requires one).
+DEFAULT_MAX_TOKENS = 4096
+#: Anthropic's temperature range is 0 to 1 (the portable config allows up to 2, for OpenAI).
+MAX_TEMPERATURE = 1.0
+#: How structured outputs are asked for (provider option ``structured_output``).
+STRUCTURED_OUTPUT_METHODS = ("native", "tool")
+
+#: String formats Anthropic's structured outputs accept; other formats go into the description.
+SUPPORTED_STRING_FORMATS = frozenset({
+    "date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid",
+})
+#: Keywords kept as they are by ``adapt_schema`` (the rest are described, not enforced).
+_KEPT = frozenset({"type", "properties", "required", "items", "anyOf", "allOf", "enum", "$ref",
+                   "$defs", "definitions", "description", "title", "additionalProperties",
+                   "format", "minItems"})
+
+
+def build_auth_headers(api_key: str) -> dict[str, str]:
+    """Pure: the header that carries an Anthropic API key."""
+    return {"x-api-key": api_key}
+
+
+# --- request --------------------------------------------------------------------------------------
+
+
+def build_messages_request(request: GenerationRequest) -> Result[WireRequest, LLMError]:
+    """Pure: the ``POST /v1/messages`` request for one prompt.
+
+    Fails with ``UnsupportedError`` naming the parameter when the request asks for something the
+    Messages API cannot do (see the module docstring), or when ``extra`` collides with a field
+    llmbackend sets itself.
+    """
+    config = request.config
+    extra = dict(config.extra)
+    warnings: list[str] = []
+
+    if config.seed is not None or "seed" in extra:
+        if not request.drop_unsupported:
+            return Failure(UnsupportedError(
+                message="Anthropic's Messages API has no 'seed' parameter, so config.seed cannot "
+                "be honoured. Remove it, or create the client with drop_unsupported_params=True "
+                "to drop it with a warning.",
+                provider=NAME, parameter="seed",
+            ))
+        extra.pop("seed", None)
+        warnings.append("Anthropic's Messages API has no 'seed' parameter; it was dropped "
+                        "(drop_unsupported_params=True)")
+    if extra.get("stream"):
+        return Failure(UnsupportedError(
+            message="config.extra['stream']=True is not supported: llmbackend sends synchronous "
+            "requests and reads whole responses", provider=NAME, parameter="stream",
+        ))
+
+    body: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": config.max_tokens if config.max_tokens is not None else DEFAULT_MAX_TOKENS,
+        "messages": [{"role": "user", "content": request.input}],
+    }
+    system = extra.pop("system", None)
+    if system is not None:
+        if not isinstance(system, str | list):
+            return Failure(UnsupportedError(
+                message="config.extra['system'] must be a string (or a list of text blocks)",
+                provider=NAME, parameter="system",
+            ))
+        body["system"] = system
+    if config.temperature is not None:
+        if config.temperature > MAX_TEMPERATURE:
+            return Failure(UnsupportedError(
+                message=f"Anthropic takes temperature from 0 to 1, got {config.temperature:g}",
+                provider=NAME, parameter="temperature",
+            ))
+        body["temperature"] = config.temperature
+    if config.top_p is not None:
+        body["top_p"] = config.top_p
+    stop = extra.pop("stop", None)
+    if stop is not None:
+        sequences = [stop] if isinstance(stop, str) else stop
+        if not isinstance(sequences, list) or not all(isinstance(s, str) for s in sequences):
+            return Failure(UnsupportedError(
+                message="config.extra['stop'] must be a string or a list of strings "
+                "(it becomes stop_sequences)", provider=NAME, parameter="stop",
+            ))
+        body["stop_sequences"] = sequences
+    if request.schema is not None:
+        added = _add_structured_output(body, extra, request)
+        if isinstance(added, Failure):
+            return added
+
+    for key, value in extra.items():
+        if key in body:
+            return Failure(UnsupportedError(
+                message=f"config.extra[{key!r}] collides with {key!r}, which llmbackend sets "
+                "from the request; set it in one place only", provider=NAME, parameter=key,
+            ))
+        body[key] = value
+    return Success(WireRequest(
+        method="POST", path=MESSAGES_PATH, json=body,
+        headers={"anthropic-version": API_VERSION}, warnings=tuple(warnings),
+    ))
+
+
+def structured_output_method(request: GenerationRequest) -> str:
+    """Pure: ``"native"`` or ``"tool"``: how ``request``'s schema is asked for."""
+    method = request.options.get("structured_output", "native")
+    return method if method in STRUCTURED_OUTPUT_METHODS else "native"
+
+
+def _add_structured_output(
+    body: dict[str, Any], extra: dict[str, Any], request: GenerationRequest
+) -> Result[None, LLMError]:
+    schema = request.schema
+    assert schema is not None
+    adapted = adapt_schema(schema.schema)
+    if structured_output_method(request) == "tool":
+        # The forced-tool technique: one tool whose input is the answer, and the model made to
+        # call it. https://docs.claude.com/en/docs/agents-and-tools/tool-use/overview
+        for key in ("tools", "tool_choice"):
+            if key in extra:
+                return Failure(UnsupportedError(
+                    message=f"config.extra[{key!r}] cannot be combined with a schema when "
+                    "structured_output='tool': the schema is sent as the one forced tool",
+                    provider=NAME, parameter=key,
+                ))
+        body["tools"] = [{
+            "name": schema.name,
+            "description": str(schema.schema.get("description")
+                               or "Record the answer in this exact structure."),
+            "input_schema": adapted,
+        }]
+        body["tool_choice"] = {"type": "tool", "name": schema.name}
+        return Success(None)
+    output_config = extra.pop("output_config", {})
+    if not isinstance(output_config, Mapping) or "format" in output_config:
+        return Failure(UnsupportedError(
+            message="config.extra['output_config'] may carry other output options (e.g. "
+            "effort) but not 'format' when a schema is given: the schema sets the format",
+            provider=NAME, parameter="output_config",
+        ))
+    body["output_config"] = {**output_config,
+                             "format": {"type": "json_schema", "schema": adapted}}
+    return Success(None)
+
+
+def adapt_schema(schema: Mapping[str, Any]) -> Schema:
+    """Pure: ``schema`` rewritten to the JSON Schema subset Anthropic's structured outputs take.
+
+    Objects get ``additionalProperties: false``; ``oneOf`` becomes ``anyOf`` and ``const`` a
+    one-value ``enum``; a ``$ref`` loses its sibling keywords; string formats outside
+    ``SUPPORTED_STRING_FORMATS`` and ``minItems`` above 1 are moved, with every other keyword the
+    API does not take (``minimum``, ``maxLength``, ``pattern``, ``default``...), into the
+    ``description``, where the model still reads them. The answer is validated against the
+    original schema, so no constraint is lost.
+    """
+    return _adapt(dict(schema))
+
+
+def _adapt(node: dict[str, Any]) -> Schema:
+    if "$ref" in node:
+        kept: Schema = {"$ref": node["$ref"]}
+        for key in ("$defs", "definitions"):
+            if isinstance(node.get(key), Mapping):
+                kept[key] = {name: _adapt(dict(child)) for name, child in node[key].items()
+                             if isinstance(child, Mapping)}
+        return kept
+    out: Schema = {}
+    moved: dict[str, Any] = {}
+    if "oneOf" in node and "anyOf" not in node:
+        node["anyOf"] = node.pop("oneOf")
+    if "const" in node and "enum" not in node:
+        node["enum"] = [node.pop("const")]
+    for key, value in node.items():
+        if key in ("properties", "$defs", "definitions") and isinstance(value, Mapping):
+            out[key] = {name: _adapt(dict(child)) if isinstance(child, Mapping) else child
+                        for name, child in value.items()}
+        elif key in ("anyOf", "allOf") and isinstance(value, list):
+            out[key] = [_adapt(dict(child)) if isinstance(child, Mapping) else child
+                        for child in value]
+        elif key == "items" and isinstance(value, Mapping):
+            out[key] = _adapt(dict(value))
+        elif key == "additionalProperties":
+            continue  # set below for objects; never anything but false
+        elif key in _KEPT and not _beyond_the_subset(key, value):
+            out[key] = value
+        else:
+            moved[key] = value
+    if node.get("type") == "object" or "properties" in node:
+        out["additionalProperties"] = False
+    if moved:
+        note = "{" + ", ".join(f"{key}: {json.dumps(value)}" for key, value in moved.items()) + "}"
+        described = out.get("description")
+        out["description"] = f"{described}\n\n{note}" if isinstance(described, str) else note
+    return out
+
+
+def _beyond_the_subset(key: str, value: object) -> bool:
+    return (key == "format" and value not in SUPPORTED_STRING_FORMATS) or (
+        key == "minItems" and value not in (0, 1))
+
+
+# --- response -------------------------------------------------------------------------------------
+
+
+def parse_message(
+    request: GenerationRequest, response: WireResponse
+) -> Result[Generation[str], LLMError]:
+    """Pure: the text answer of a ``POST /v1/messages`` exchange, or the typed failure it reports.
+
+    - non-2xx -> ``HTTPStatusError`` with Anthropic's error type and message (529 overloaded is
+      retryable, like 429 and other 5xx);
+    - ``stop_reason`` ``refusal`` -> ``RefusalError``; ``max_tokens`` or
+      ``model_context_window_exceeded`` -> ``TruncationError`` with the partial text;
+    - a tool call and no text -> ``UnsupportedError`` (llmbackend returns text), except the one
+      forced tool of ``structured_output="tool"``, whose input is the answer;
+    - a body that is not a message -> ``ResponseParseError``.
+    Never raises, whatever the bytes.
+    """
+    if not 200 <= response.status < 300:
+        return Failure(parse_error(response))
+    body = _json_object(response.body)
+    if body is None or not isinstance(body.get("content"), list):
+        return Failure(ResponseParseError(
+            message=f"{LABEL} answered HTTP {response.status} with a body that is not a message "
+            "(no 'content' list)", provider=NAME, body=excerpt(response.body),
+        ))
+    return parse_message_object(request, body)
+
+
+def parse_message_object(
+    request: GenerationRequest, body: Mapping[str, Any]
+) -> Result[Generation[str], LLMError]:
+    """Pure: ``parse_message`` for a message already decoded (a batch result carries one)."""
+    content = body.get("content")
+    texts: list[str] = []
+    tools: list[dict[str, Any]] = []
+    for block in content if isinstance(content, list) else []:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            tools.append(block)
+        # thinking / redacted_thinking and server tool blocks are skipped: they stay in ``raw``.
+    text = "".join(texts)
+    reason = body.get("stop_reason")
+    if reason == "refusal":
+        return Failure(RefusalError(
+            message=f"the model refused{': ' + text if text else ''}", provider=NAME, text=text))
+    if reason in ("max_tokens", "model_context_window_exceeded"):
+        return Failure(TruncationError(
+            message=f"the answer was cut off ({reason}) after {len(text)} characters; raise "
+            "max_tokens to get all of it", provider=NAME, text=text))
+    if reason == "pause_turn":
+        return Failure(ProviderError(
+            message="the model paused a long-running turn (stop_reason pause_turn); llmbackend "
+            "does not continue turns", provider=NAME, error_type="pause_turn",
+            body=excerpt(json.dumps(body))))
+    schema = request.schema
+    if schema is not None and structured_output_method(request) == "tool":
+        forced = next((t for t in tools if t.get("name") == schema.name), None)
+        if forced is not None:
+            text = json.dumps(forced.get("input"), ensure_ascii=False)
+            tools = []
+    if not text and tools:
+        names = ", ".join(str(t.get("name")) for t in tools)
+        return Failure(UnsupportedError(
+            message=f"the model answered with tool calls ({names}) instead of text; llmbackend "
+            "returns text only (the calls are in the response body)",
+            provider=NAME, parameter="tools"))
+    model = body.get("model")
+    message_id = body.get("id")
+    return Success(Generation(
+        text=text,
+        parsed=text,
+        usage=parse_usage(body.get("usage")),
+        # A text answer that also calls tools (stop_reason tool_use) is returned as text, and
+        # says so here; the calls are in ``raw``.
+        finish_reason="tool_calls" if tools else "stop",
+        provider=NAME,
+        model=model if isinstance(model, str) else request.model,
+        response_id=message_id if isinstance(message_id, str) else None,
+        raw=body,
+    ))
+
+
+def parse_usage(usage: object) -> Usage:
+    """Pure: token counts from a message's ``usage`` (``cache_read_input_tokens`` are the cached
+    input tokens; Anthropic reports no separate reasoning count)."""
+    if not isinstance(usage, dict):
+        return Usage()
+    return Usage(
+        input_tokens=_count(usage.get("input_tokens")),
+        output_tokens=_count(usage.get("output_tokens")),
+        cached_input_tokens=_count(usage.get("cache_read_input_tokens")),
+    )
+
+
+def parse_error(response: WireResponse) -> HTTPStatusError:
+    """Pure: an ``HTTPStatusError`` from a non-2xx response, with Anthropic's
+    ``{"type": "error", "error": {"type", "message"}}`` fields where the body has them."""
+    body = _json_object(response.body)
+    error = body.get("error") if body is not None else None
+    error_type: str | None = None
+    if isinstance(error, dict):
+        error_type = _text(error.get("type"))
+        message = _text(error.get("message")) or ""
+    else:
+        message = excerpt(response.body, 300)
+    retries = f" after {response.attempts} attempts" if response.attempts > 1 else ""
+    return HTTPStatusError(
+        message=f"{LABEL} answered HTTP {response.status}{retries}"
+        + (f" ({error_type})" if error_type else "") + (f": {message}" if message else ""),
+        provider=NAME, status=response.status, error_type=error_type,
+        attempts=response.attempts, body=excerpt(response.body),
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+PROVIDER = Provider(
+    name=NAME,
+    label=LABEL,
+    default_base_url=BASE_URL,
+    api_key_env=("ANTHROPIC_API_KEY",),
+    base_url_env=("ANTHROPIC_BASE_URL",),
+    auth_headers=build_auth_headers,
+    build_generation=build_messages_request,
+    parse_generation=parse_message,
+    options={"structured_output": STRUCTURED_OUTPUT_METHODS},
+    default_batch_mode="immediate",
+)

@@ -1,0 +1,371 @@
+"""The pure Anthropic Messages builder and parser: properties, every recorded fixture, and the
+official SDK's typed models as an oracle."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, Field
+from returns.result import Failure, Success
+
+from llmbackend.errors import (
+    HTTPStatusError,
+    ProviderError,
+    RefusalError,
+    ResponseParseError,
+    TruncationError,
+    UnsupportedError,
+)
+from llmbackend.providers import anthropic
+from llmbackend.schemas import subschemas
+from llmbackend.types import (
+    GenerationConfig,
+    GenerationRequest,
+    StructuredOutput,
+    WireRequest,
+    WireResponse,
+)
+from tests import strategies
+from tests.conftest import fixture_names, load_fixture
+
+ALLOWED_KEYWORDS = {"type", "properties", "required", "items", "anyOf", "allOf", "enum", "$ref",
+                    "$defs", "definitions", "description", "title", "additionalProperties",
+                    "format", "minItems"}
+
+
+def build(config: GenerationConfig | None = None, schema: StructuredOutput[Any] | None = None,
+          *, prompt: str = "Hello", drop: bool = False, **options: Any) -> WireRequest:
+    result = anthropic.build_messages_request(GenerationRequest(
+        model="claude-sonnet-4-5", input=prompt, config=config or GenerationConfig(),
+        schema=schema, drop_unsupported=drop, options=options))
+    assert isinstance(result, Success), result
+    return result.unwrap()
+
+
+def failure_of(config: GenerationConfig, **options: Any) -> UnsupportedError:
+    result = anthropic.build_messages_request(GenerationRequest(
+        model="m", input="x", config=config, options=options))
+    assert isinstance(result, Failure), result
+    error = result.failure()
+    assert isinstance(error, UnsupportedError)
+    return error
+
+
+def response(body: Any, status: int = 200) -> WireResponse:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return WireResponse(status=status, body=raw)
+
+
+REQUEST = GenerationRequest(model="claude-sonnet-4-5", input="x")
+
+
+# --- the request ----------------------------------------------------------------------------------
+
+
+def test_the_minimal_request_names_version_model_max_tokens_and_the_prompt() -> None:
+    wire = build()
+    assert (wire.method, wire.path) == ("POST", "/v1/messages")
+    assert wire.headers == {"anthropic-version": "2023-06-01"}
+    assert wire.json == {"model": "claude-sonnet-4-5", "max_tokens": 4096,
+                         "messages": [{"role": "user", "content": "Hello"}]}
+    assert anthropic.build_auth_headers("k") == {"x-api-key": "k"}
+
+
+@given(prompt=strategies.prompts, temperature=st.none() | st.floats(0.0, 1.0),
+       top_p=strategies.top_ps, max_tokens=st.none() | st.integers(1, 100_000),
+       system=st.none() | st.text(max_size=20),
+       stop=st.none() | st.text(max_size=5) | st.lists(st.text(max_size=5), max_size=3))
+def test_config_maps_to_the_messages_fields(
+    *, prompt: str, temperature: float | None, top_p: float | None, max_tokens: int | None,
+    system: str | None, stop: str | list[str] | None,
+) -> None:
+    extra: dict[str, Any] = {}
+    if system is not None:
+        extra["system"] = system
+    if stop is not None:
+        extra["stop"] = stop
+    body = build(GenerationConfig(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                                  extra=extra), prompt=prompt).json
+    assert body["messages"] == [{"role": "user", "content": prompt}]
+    assert body["max_tokens"] == (max_tokens if max_tokens is not None else 4096)
+    assert body.get("temperature") == temperature
+    assert body.get("top_p") == top_p
+    assert body.get("system") == system
+    assert body.get("stop_sequences") == ([stop] if isinstance(stop, str) else stop)
+    assert "seed" not in body and "stop" not in body
+    json.dumps(body)  # always JSON
+
+
+def test_other_extra_keys_pass_through_and_collisions_are_refused() -> None:
+    body = build(GenerationConfig(extra={"metadata": {"user_id": "u1"},
+                                         "thinking": {"type": "enabled", "budget_tokens": 2048}}
+                                  )).json
+    assert body["metadata"] == {"user_id": "u1"}
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert failure_of(GenerationConfig(extra={"model": "other"})).parameter == "model"
+    assert failure_of(GenerationConfig(extra={"max_tokens": 5})).parameter == "max_tokens"
+
+
+@pytest.mark.parametrize(("config", "parameter", "words"), [
+    (GenerationConfig(seed=1), "seed", "no 'seed' parameter"),
+    (GenerationConfig(extra={"seed": 1}), "seed", "drop_unsupported_params=True"),
+    (GenerationConfig(temperature=1.5), "temperature", "from 0 to 1, got 1.5"),
+    (GenerationConfig(extra={"stop": [1]}), "stop", "string or a list of strings"),
+    (GenerationConfig(extra={"system": 3}), "system", "must be a string"),
+    (GenerationConfig(extra={"stream": True}), "stream", "synchronous"),
+])
+def test_what_the_api_cannot_do_fails_before_sending(
+    config: GenerationConfig, parameter: str, words: str
+) -> None:
+    error = failure_of(config)
+    assert error.parameter == parameter
+    assert words in str(error)
+
+
+def test_seed_is_dropped_with_a_warning_only_when_asked() -> None:
+    wire = build(GenerationConfig(seed=3, extra={"seed": 3}), drop=True)
+    assert "seed" not in wire.json
+    assert wire.warnings and "dropped" in wire.warnings[0]
+
+
+# --- structured outputs ---------------------------------------------------------------------------
+
+
+class Author(BaseModel):
+    first_name: str
+    last_name: str = Field(min_length=1, description="Family name")
+
+
+class Book(BaseModel):
+    """A book with a rating."""
+
+    title: str
+    author: Author
+    rating: int = Field(ge=1, le=10)
+    tags: list[str] = Field(default_factory=list, min_length=2)
+    published: str | None = Field(default=None, json_schema_extra={"format": "date"})
+
+
+def test_native_structured_output_uses_output_config() -> None:
+    schema = StructuredOutput(pydantic_model=Book)
+    body = build(GenerationConfig(extra={"output_config": {"effort": "low"}}), schema).json
+    assert body["output_config"] == {
+        "effort": "low",
+        "format": {"type": "json_schema", "schema": anthropic.adapt_schema(schema.schema)}}
+    assert "tools" not in body
+
+
+def test_a_pydantic_schema_is_adapted_to_the_subset_anthropic_takes() -> None:
+    adapted = anthropic.adapt_schema(StructuredOutput(pydantic_model=Book).schema)
+    for path, node in subschemas(adapted):
+        assert set(node) <= ALLOWED_KEYWORDS, (path, set(node) - ALLOWED_KEYWORDS)
+        if node.get("type") == "object":
+            assert node["additionalProperties"] is False, path
+    rating = adapted["properties"]["rating"]
+    assert rating["type"] == "integer"
+    assert "maximum: 10" in rating["description"] and "minimum: 1" in rating["description"]
+    assert "minItems: 2" in adapted["properties"]["tags"]["description"]
+    assert adapted["properties"]["author"] == {"$ref": "#/$defs/Author"}
+    last = adapted["$defs"]["Author"]["properties"]["last_name"]
+    assert last["description"] == 'Family name\n\n{minLength: 1}'
+
+
+@settings(max_examples=80)
+@given(strategies.json_schemas)
+def test_adapted_schemas_use_only_the_subset_and_adapting_twice_changes_nothing(
+    schema: dict[str, Any]
+) -> None:
+    adapted = anthropic.adapt_schema(schema)
+    for path, node in subschemas(adapted):
+        assert set(node) <= ALLOWED_KEYWORDS, path
+    assert anthropic.adapt_schema(adapted) == adapted
+    assert schema == json.loads(json.dumps(schema))  # the caller's schema is untouched
+
+
+def test_const_one_of_and_unknown_formats_are_rewritten() -> None:
+    adapted = anthropic.adapt_schema({
+        "type": "object",
+        "properties": {"kind": {"const": "a"},
+                       "either": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                       "ip": {"type": "string", "format": "ipv4"},
+                       "phone": {"type": "string", "format": "phone", "pattern": "^[0-9]+$"}},
+        "additionalProperties": True})
+    assert adapted["additionalProperties"] is False
+    assert adapted["properties"]["kind"] == {"enum": ["a"]}
+    assert adapted["properties"]["either"] == {"anyOf": [{"type": "string"},
+                                                         {"type": "integer"}]}
+    assert adapted["properties"]["ip"] == {"type": "string", "format": "ipv4"}
+    assert adapted["properties"]["phone"] == {
+        "type": "string", "description": '{format: "phone", pattern: "^[0-9]+$"}'}
+
+
+def test_the_forced_tool_technique_on_request() -> None:
+    schema = StructuredOutput(pydantic_model=Book)
+    body = build(schema=schema, structured_output="tool").json
+    assert body["tools"] == [{"name": "Book", "description": "A book with a rating.",
+                              "input_schema": anthropic.adapt_schema(schema.schema)}]
+    assert body["tool_choice"] == {"type": "tool", "name": "Book"}
+    assert "output_config" not in body
+    clash = anthropic.build_messages_request(GenerationRequest(
+        model="m", input="x", schema=schema, config=GenerationConfig(extra={"tools": []}),
+        options={"structured_output": "tool"}))
+    assert clash.failure().parameter == "tools"  # type: ignore[attr-defined]
+
+
+def test_a_format_in_extra_output_config_is_refused_with_a_schema() -> None:
+    result = anthropic.build_messages_request(GenerationRequest(
+        model="m", input="x", schema=StructuredOutput(schema={"type": "object"}),
+        config=GenerationConfig(extra={"output_config": {"format": {}}})))
+    assert result.failure().parameter == "output_config"  # type: ignore[attr-defined]
+
+
+def test_the_forced_tool_answer_is_the_structured_answer() -> None:
+    schema = StructuredOutput(pydantic_model=Author)
+    request = GenerationRequest(model="m", input="x", schema=schema,
+                                options={"structured_output": "tool"})
+    body = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "Author",
+                         "input": {"first_name": "Ada", "last_name": "Lovelace"}}],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 3, "output_tokens": 4}}
+    generation = anthropic.parse_message(request, response(body)).unwrap()
+    assert json.loads(generation.text) == {"first_name": "Ada", "last_name": "Lovelace"}
+    # Without the tool option the same answer is a tool call, which llmbackend does not return.
+    plain = anthropic.parse_message(REQUEST, response(body))
+    assert isinstance(plain.failure(), UnsupportedError)
+
+
+# --- recorded traffic -----------------------------------------------------------------------------
+
+MESSAGE_FIXTURES = [name for name in fixture_names("anthropic") if name.startswith("messages_")]
+EXPECTED: dict[str, tuple[type, str]] = {
+    "messages_error_401_invalid_api_key.json": (HTTPStatusError, "authentication_error"),
+    "messages_error_404_model_not_found.json": (HTTPStatusError, "not_found_error"),
+    "messages_max_tokens_beta.json": (TruncationError, "Here are all 50 U.S. states"),
+    "messages_structured_output_config_format.json": (
+        Success, '{"city":"London","country":"United Kingdom","population":9002488}'),
+    "messages_structured_output_format_beta.json": (Success, '{"title": "THE NAME OF THE WIND"'),
+    "messages_text_basic.json": (Success, "4200 + 42 = 4242"),
+    "messages_thinking.json": (Success, ""),
+    "messages_tool_result_followup.json": (Success, "Here are the secrets retrieved"),
+    "messages_tool_use.json": (Success, "I'll retrieve the secrets for both passwords"),
+}
+
+
+def test_every_message_fixture_has_an_expectation() -> None:
+    assert sorted(EXPECTED) == MESSAGE_FIXTURES
+
+
+@pytest.mark.parametrize("name", MESSAGE_FIXTURES)
+def test_recorded_messages_parse_to_their_expected_outcome(name: str) -> None:
+    fixture = load_fixture("anthropic", name)
+    outcome = anthropic.parse_message(REQUEST, response(fixture["response"]["body"],
+                                                        fixture["response"]["status"]))
+    kind, words = EXPECTED[name]
+    if kind is Success:
+        assert isinstance(outcome, Success), outcome
+        assert outcome.unwrap().text.startswith(words)
+    else:
+        error = outcome.failure()
+        assert isinstance(error, kind)
+        assert words in (str(error) + str(getattr(error, "error_type", "")) +
+                         getattr(error, "text", ""))
+
+
+@pytest.mark.parametrize("name", [n for n in MESSAGE_FIXTURES if "error" not in n])
+def test_recorded_messages_read_as_the_sdk_reads_them(name: str) -> None:
+    from anthropic.types import Message
+
+    body = load_fixture("anthropic", name)["response"]["body"]
+    sdk = Message.model_validate(body)
+    ours = anthropic.parse_message_object(REQUEST, body)
+    text = "".join(block.text for block in sdk.content if block.type == "text")
+    if sdk.stop_reason == "max_tokens":
+        error = ours.failure()
+        assert isinstance(error, TruncationError)
+        assert error.text == text
+        return
+    generation = ours.unwrap()
+    assert generation.text == text
+    assert generation.response_id == sdk.id
+    assert generation.model == sdk.model
+    assert generation.usage.input_tokens == sdk.usage.input_tokens
+    assert generation.usage.output_tokens == sdk.usage.output_tokens
+    assert generation.usage.cached_input_tokens == sdk.usage.cache_read_input_tokens
+    assert generation.finish_reason == ("tool_calls" if sdk.stop_reason == "tool_use"
+                                        else "stop")
+
+
+def test_thinking_is_skipped_but_kept_in_raw() -> None:
+    body = load_fixture("anthropic", "messages_thinking.json")["response"]["body"]
+    generation = anthropic.parse_message_object(REQUEST, body).unwrap()
+    assert "I need to find all primes" not in generation.text
+    assert generation.raw["content"][0]["type"] == "thinking"
+
+
+def test_a_recorded_structured_answer_validates_against_its_schema() -> None:
+    from llmbackend.pipeline import attach_parsed
+
+    fixture = load_fixture("anthropic", "messages_structured_output_config_format.json")
+    schema = StructuredOutput(
+        schema=fixture["request"]["body"]["output_config"]["format"]["schema"])
+    generation = anthropic.parse_message(REQUEST, response(fixture["response"]["body"])).unwrap()
+    parsed = attach_parsed(schema, generation).unwrap().parsed
+    assert parsed == {"city": "London", "country": "United Kingdom", "population": 9002488}
+
+
+# --- refusals, errors, robustness -----------------------------------------------------------------
+
+
+def _message(content: list[dict[str, Any]], stop_reason: str) -> dict[str, Any]:
+    return {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+            "content": content, "stop_reason": stop_reason, "stop_sequence": None,
+            "usage": {"input_tokens": 1, "output_tokens": 1}}
+
+
+def test_refusal_and_pause_turn_are_typed_failures() -> None:
+    refused = anthropic.parse_message(REQUEST, response(_message(
+        [{"type": "text", "text": "I can't help with that."}], "refusal"))).failure()
+    assert isinstance(refused, RefusalError)
+    assert refused.text == "I can't help with that."
+    paused = anthropic.parse_message(REQUEST, response(_message([], "pause_turn"))).failure()
+    assert isinstance(paused, ProviderError)
+    assert paused.error_type == "pause_turn"
+
+
+def test_overloaded_is_a_retryable_http_error() -> None:
+    error = anthropic.parse_message(REQUEST, response(
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        529)).failure()
+    assert isinstance(error, HTTPStatusError)
+    assert (error.status, error.error_type, error.retryable) == (529, "overloaded_error", True)
+    assert str(error) == "Anthropic answered HTTP 529 (overloaded_error): Overloaded"
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"[]", b'{"content": "text"}', b"{}"])
+def test_bodies_that_are_not_messages_are_parse_errors(body: bytes) -> None:
+    assert isinstance(anthropic.parse_message(REQUEST, response(body)).failure(),
+                      ResponseParseError)
+
+
+@given(st.binary() | strategies.json_values.map(lambda v: json.dumps(v).encode()),
+       strategies.http_statuses)
+def test_the_parser_never_raises(body: bytes, status: int) -> None:
+    outcome = anthropic.parse_message(REQUEST, WireResponse(status=status, body=body))
+    assert isinstance(outcome, Success | Failure)
+
+
+@given(st.lists(st.text(max_size=30), max_size=4),
+       st.sampled_from(["end_turn", "stop_sequence"]))
+def test_text_blocks_are_joined_and_everything_else_skipped(texts: list[str], reason: str
+                                                            ) -> None:
+    blocks: list[dict[str, Any]] = []
+    for text in texts:
+        blocks += [{"type": "thinking", "thinking": "hmm", "signature": "s"},
+                   {"type": "text", "text": text}]
+    generation = anthropic.parse_message(REQUEST, response(_message(blocks, reason))).unwrap()
+    assert generation.text == "".join(texts)
+    assert generation.finish_reason == "stop"
