@@ -40,7 +40,7 @@ if TYPE_CHECKING:
         TruncationError,
         UnsupportedError,
     )
-    from llmbackend.jobs import Batch
+    from llmbackend.jobs import Batch, CompletedBatch
     from llmbackend.types import Generation, GenerationConfig, StructuredOutput, Usage
 
 __version__ = "0.1.0"
@@ -55,6 +55,7 @@ __all__ = [
     "BatchStatus",
     "BlockedError",
     "Client",
+    "CompletedBatch",
     "ConfigurationError",
     "Generation",
     "GenerationConfig",
@@ -91,6 +92,7 @@ _HOME = {
                      "get_batch", "get_response"), "llmbackend.api"),
     **dict.fromkeys(("BatchCounts", "BatchState", "BatchStatus"), "llmbackend.batching"),
     "Batch": "llmbackend.jobs",
+    "CompletedBatch": "llmbackend.jobs",
     **dict.fromkeys(("Generation", "GenerationConfig", "StructuredOutput", "Usage"),
                     "llmbackend.types"),
 }

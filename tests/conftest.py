@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.anthropic_emulator import API_KEY as ANTHROPIC_KEY
+from tests.anthropic_emulator import AnthropicEmulator
 from tests.emulator import API_KEY, OpenAIEmulator
 
 # Machines here are noisy: no per-example deadline. The example count stays at Hypothesis' default.
@@ -107,6 +109,23 @@ def openai_env(emulator: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch) -> Ope
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", emulator.base_url)
     return emulator
+
+
+@pytest.fixture
+def anthropic_emulator() -> Iterator[AnthropicEmulator]:
+    # llmbackend sends the key as x-api-key, the way Anthropic documents it: nothing else passes.
+    server = AnthropicEmulator(accept_bearer=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def anthropic_env(anthropic_emulator: AnthropicEmulator, monkeypatch: pytest.MonkeyPatch
+                  ) -> AnthropicEmulator:
+    """The Anthropic emulator, wired in through the environment variables as a user would."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic_emulator.base_url)
+    return anthropic_emulator
 
 
 # --- recorded fixtures ----------------------------------------------------------------------------

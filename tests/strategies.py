@@ -46,6 +46,7 @@ top_ps = st.none() | st.floats(0.0, 1.0)
 def configs(*, max_tokens: st.SearchStrategy[int | None] | None = None,
             seeds: st.SearchStrategy[int | None] | None = None,
             extra: st.SearchStrategy[dict[str, Any]] = openai_passthrough,
+            temperatures: st.SearchStrategy[float | None] = temperatures,
             ) -> st.SearchStrategy[GenerationConfig]:
     return st.builds(
         GenerationConfig,
@@ -59,6 +60,11 @@ def configs(*, max_tokens: st.SearchStrategy[int | None] | None = None,
 
 #: Configs the Responses API can honour as they are.
 openai_configs = configs(max_tokens=st.none() | st.integers(16, 100_000), seeds=st.none())
+#: Configs the Messages API can honour as they are (temperature 0 to 1, no seed); ``extra`` keys
+#: are passthrough fields both APIs share.
+anthropic_configs = configs(seeds=st.none(), temperatures=st.none() | st.floats(0.0, 1.0),
+                            extra=st.fixed_dictionaries({}, optional={
+                                "metadata": st.just({"user_id": "u-1"})}))
 
 prompts = st.text(max_size=200)
 models = st.sampled_from(["gpt-4o-mini", "gpt-4o", "gpt-5", "o3-mini", "my-local-model"])

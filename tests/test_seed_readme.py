@@ -11,6 +11,7 @@ import re
 import pytest
 
 from llmbackend import UnsupportedError
+from tests.anthropic_emulator import AnthropicEmulator
 from tests.conftest import SEED
 from tests.emulator import BatchPlan, OpenAIEmulator
 
@@ -29,7 +30,7 @@ STATUS = {
     "structured-outputs": None,
     "openai-batch": None,
     "gemini-batch": _not_built("the Gemini provider (issue 5)"),
-    "anthropic-batch": _not_built("the Anthropic provider (issue 4)"),
+    "anthropic-batch": None,
     "transformers": _not_built("local providers (issue 6)"),
     "vllm": _not_built("local providers (issue 6)"),
     "mlx": _not_built("local providers (issue 6)"),
@@ -48,7 +49,8 @@ def test_the_readme_has_the_blocks_this_test_knows() -> None:
     *(pytest.param(code, id=title, marks=[STATUS[title]] if STATUS[title] else [])
       for title, code in zip(TITLES, BLOCKS, strict=True)),
 ])
-def test_seed_block_runs_as_written(block: str, openai_env: OpenAIEmulator) -> None:
+def test_seed_block_runs_as_written(block: str, openai_env: OpenAIEmulator,
+                                   anthropic_env: AnthropicEmulator) -> None:
     import llmbackend  # the blocks after the quickstart assume it is imported
 
     # Batches end at the first status check, so the README's polling loops never sleep.
@@ -56,7 +58,10 @@ def test_seed_block_runs_as_written(block: str, openai_env: OpenAIEmulator) -> N
 
     namespace = {"__name__": "seed_readme", "llmbackend": llmbackend}
     exec(compile(block, "<seed README>", "exec"), namespace)
-    assert openai_env.requests, "the block talked to the provider"
+    assert openai_env.requests or anthropic_env.requests, "the block talked to the provider"
+    if "claude" in block:  # the Anthropic example: three prompts, answered concurrently
+        assert namespace["results"] == ["Echo: One", "Echo: Two", "Echo: Three"]
+        assert len(anthropic_env.requests) == 3
     if "items" in namespace:  # the OpenAI batch example: one Item per input, in order
         assert [type(item).__name__ for item in namespace["items"]] == ["Item", "Item"]
         uploaded = next(f for f in openai_env.files.values() if f.purpose == "batch")

@@ -1,0 +1,230 @@
+"""The pure Anthropic Message Batches builders and parsers, against the recorded traffic and the
+official SDK's typed models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from returns.result import Failure, Success
+
+from llmbackend.batching import BatchCounts, natural_key
+from llmbackend.errors import ConfigurationError, ProviderError, ResponseParseError
+from llmbackend.providers import anthropic
+from llmbackend.providers import anthropic_batch as wire
+from llmbackend.types import GenerationConfig, GenerationRequest, StructuredOutput, WireResponse
+from tests import strategies
+from tests.conftest import fixture_names, load_fixture
+
+REQUEST = GenerationRequest(model="claude-sonnet-4-5", input="")
+custom_ids = st.from_regex(r"[a-zA-Z0-9_-]{1,64}", fullmatch=True)
+
+
+def response_of(fixture: dict[str, Any]) -> WireResponse:
+    body = fixture["response"]["body"]
+    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    return WireResponse(status=fixture["response"]["status"], body=raw)
+
+
+# --- options --------------------------------------------------------------------------------------
+
+
+def test_options_default_to_anthropic_limits() -> None:
+    assert wire.parse_batch_options({}, 2) == wire.AnthropicBatchOptions()
+    assert wire.MAX_REQUESTS == 100_000
+
+
+@pytest.mark.parametrize(("options", "key", "words"), [
+    ({"custom_ids": ["a", "b.c"]}, "custom_ids", "1 to 64 letters, digits, '_' or '-'"),
+    ({"custom_ids": ["a", "a"]}, "custom_ids", "used twice"),
+    ({"custom_ids": ["a"]}, "custom_ids", "1 ids for 2 inputs"),
+    ({"custom_ids": ["a", "x" * 65]}, "custom_ids", "#1"),
+    ({"max_requests_per_batch": 100_001}, "max_requests_per_batch", "100,000"),
+    ({"completion_window": "24h"}, "completion_window", "unknown batch option"),
+    ({"display_name": 3}, "display_name", "string"),
+])
+def test_bad_options_fail_naming_the_option(options: dict[str, Any], key: str, words: str
+                                            ) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        wire.parse_batch_options(options, 2)
+    assert raised.value.key == key
+    assert words in str(raised.value)
+
+
+# --- the create body ------------------------------------------------------------------------------
+
+
+@settings(max_examples=100)
+@given(strategies.anthropic_configs,
+       st.none() | strategies.json_schemas,
+       st.lists(st.tuples(custom_ids, strategies.prompts), max_size=5,
+                unique_by=lambda item: item[0]))
+def test_the_create_body_carries_exactly_the_sync_params(
+    config: GenerationConfig, schema: dict[str, Any] | None, items: list[tuple[str, str]]
+) -> None:
+    request = GenerationRequest(model="claude-sonnet-4-5", input="", config=config,
+                                schema=StructuredOutput(schema=schema) if schema else None)
+    encoder = wire.build_request_encoder(request).unwrap()
+    joined = wire.SEPARATOR.join(encoder.items([c for c, _ in items], [p for _, p in items]))
+    create = wire.build_create_batch(lambda: iter([joined]), len(joined))
+    assert (create.method, create.path, create.idempotent) == (
+        "POST", "/v1/messages/batches", False)
+    assert create.headers["anthropic-version"] == "2023-06-01"
+    body = create.content
+    assert isinstance(body, wire.StreamBody)
+    raw = b"".join(body.chunks())
+    assert len(raw) == body.length
+    expected = [{"custom_id": cid, "params": anthropic.build_messages_request(
+        GenerationRequest(model=request.model, input=prompt, config=config,
+                          schema=request.schema)).unwrap().json} for cid, prompt in items]
+    assert json.loads(raw) == {"requests": expected}
+
+
+def test_the_recorded_create_request_has_our_shape() -> None:
+    recorded = load_fixture("anthropic", "batches_create_in_progress.json")["request"]
+    assert recorded["path"] == "/v1/messages/batches"
+    assert [set(item) for item in recorded["body"]["requests"]] == [{"custom_id", "params"}] * 2
+
+
+def test_paths_and_ids() -> None:
+    assert wire.build_retrieve_batch("msgbatch_1").path == "/v1/messages/batches/msgbatch_1"
+    assert wire.build_cancel_batch("msgbatch_1").path == "/v1/messages/batches/msgbatch_1/cancel"
+    assert wire.build_results("msgbatch_1").path == "/v1/messages/batches/msgbatch_1/results"
+    assert wire.split_batch_id("msgbatch_a+msgbatch_b") == ("msgbatch_a", "msgbatch_b")
+    with pytest.raises(ConfigurationError, match="not an Anthropic batch id"):
+        wire.split_batch_id("https://evil.example/x")
+
+
+# --- batch objects --------------------------------------------------------------------------------
+
+BATCH_OBJECTS = ["batches_create_in_progress.json", "batches_get_ended.json",
+                 "batches_get_in_progress.json"]
+
+
+@pytest.mark.parametrize("name", BATCH_OBJECTS)
+def test_recorded_batch_objects_parse_as_the_sdk_reads_them(name: str) -> None:
+    from anthropic.types.messages import MessageBatch
+
+    fixture = load_fixture("anthropic", name)
+    ours = wire.parse_batch_object(response_of(fixture)).unwrap()
+    sdk = MessageBatch.model_validate(fixture["response"]["body"])
+    assert ours.id == sdk.id
+    assert ours.status == sdk.processing_status
+    counts = sdk.request_counts
+    assert ours.counts == BatchCounts(
+        total=counts.processing + counts.succeeded + counts.errored + counts.canceled
+        + counts.expired, completed=counts.succeeded,
+        failed=counts.errored + counts.canceled + counts.expired)
+    assert ours.ended == (sdk.processing_status == "ended")
+
+
+def test_every_batch_fixture_is_covered() -> None:
+    assert sorted([*BATCH_OBJECTS, "batches_results_jsonl.json"]) == [
+        n for n in fixture_names("anthropic") if n.startswith("batches_")]
+
+
+@pytest.mark.parametrize(("changes", "value", "seed_loop"), [
+    ({"processing_status": "in_progress"}, "running", "sleep"),
+    ({"processing_status": "canceling"}, "cancelling", "sleep"),
+    ({"processing_status": "ended"}, "completed", "done"),
+    ({"processing_status": "ended", "cancel_initiated_at": "2025-01-12T06:00:00+00:00"},
+     "cancelled", "raise"),
+    ({"processing_status": "ended", "request_counts": {"processing": 0, "succeeded": 1,
+                                                       "errored": 0, "canceled": 0,
+                                                       "expired": 2}}, "expired", "raise"),
+])
+def test_statuses_normalize_so_the_seed_loops_end(changes: dict[str, Any], value: str,
+                                                  seed_loop: str) -> None:
+    body = {**load_fixture("anthropic", "batches_get_ended.json")["response"]["body"], **changes}
+    status = wire.parse_batch_object(WireResponse(status=200, body=json.dumps(body).encode())
+                                     ).unwrap().status
+    assert status.value == value
+    assert status == body["processing_status"]  # still the provider's word
+    if status in ("completed", "succeeded", "SUCCEEDED", "COMPLETED"):
+        turn = "done"
+    elif status in ("failed", "expired", "canceled"):
+        turn = "raise"
+    else:
+        turn = "sleep"
+    assert turn == seed_loop
+
+
+@given(st.binary() | strategies.json_values.map(lambda v: json.dumps(v).encode()))
+def test_batch_object_parser_never_raises(body: bytes) -> None:
+    for status in (200, 404, 529):
+        assert isinstance(wire.parse_batch_object(WireResponse(status=status, body=body)),
+                          Success | Failure)
+
+
+# --- result lines ---------------------------------------------------------------------------------
+
+
+def test_the_recorded_results_file_gives_every_answer() -> None:
+    fixture = load_fixture("anthropic", "batches_results_jsonl.json")
+    text = fixture["response"]["body"]
+    assert not text.endswith("\n")  # as recorded: no newline after the last line
+    parsed = [wire.parse_result_line(REQUEST, line.encode()) for line in text.split("\n")]
+    assert [cid for cid, _ in parsed] == ["0", "1", "2"]
+    first = parsed[0][1].unwrap()
+    assert first.text.startswith("Here's a basic spaghetti recipe")
+    assert first.model == "claude-3-5-sonnet-20241022"
+
+
+def test_the_results_lines_read_as_the_sdk_reads_them() -> None:
+    from anthropic.types.messages import MessageBatchIndividualResponse
+
+    text = load_fixture("anthropic", "batches_results_jsonl.json")["response"]["body"]
+    for line in text.split("\n"):
+        sdk = MessageBatchIndividualResponse.model_validate_json(line)
+        custom_id, outcome = wire.parse_result_line(REQUEST, line.encode())
+        assert custom_id == sdk.custom_id
+        assert sdk.result.type == "succeeded"
+        assert outcome.unwrap().text == "".join(
+            b.text for b in sdk.result.message.content if b.type == "text")
+
+
+@pytest.mark.parametrize(("result", "error_type", "code"), [
+    ({"type": "errored", "error": {"type": "error", "error": {
+        "type": "invalid_request_error", "message": "max_tokens: too large"}}},
+     "invalid_request_error", "batch_errored"),
+    ({"type": "canceled"}, "batch_error", "batch_cancelled"),
+    ({"type": "expired"}, "batch_error", "batch_expired"),
+])
+def test_errored_canceled_and_expired_lines_are_item_failures(
+    result: dict[str, Any], error_type: str, code: str
+) -> None:
+    line = json.dumps({"custom_id": "a", "result": result}).encode()
+    custom_id, outcome = wire.parse_result_line(REQUEST, line)
+    assert custom_id == "a"
+    error = outcome.failure()
+    assert isinstance(error, ProviderError)
+    assert (error.error_type, error.error_code) == (error_type, code)
+
+
+@pytest.mark.parametrize(("line", "custom_id"), [
+    (b"", None), (b"{", None), (b'{"result": {}}', None), (b'{"custom_id": "a"}', "a"),
+    (b'{"custom_id": "a", "result": {"type": "succeeded", "message": {}}}', "a"),
+    (b'{"custom_id": "a", "result": {"type": "surprise"}}', "a"),
+])
+def test_unreadable_lines_fail_without_raising(line: bytes, custom_id: str | None) -> None:
+    got, outcome = wire.parse_result_line(REQUEST, line)
+    assert got == custom_id
+    assert isinstance(outcome.failure(), ResponseParseError)
+
+
+@given(st.binary() | strategies.json_values.map(lambda v: json.dumps(v).encode()))
+def test_result_line_parser_never_raises(line: bytes) -> None:
+    custom_id, outcome = wire.parse_result_line(REQUEST, line)
+    assert custom_id is None or isinstance(custom_id, str)
+    assert isinstance(outcome, Success | Failure)
+
+
+def test_natural_order_puts_default_ids_in_input_order() -> None:
+    ids = [f"request-{i}" for i in range(12)]
+    shuffled = ids[6:] + ids[:6]
+    assert sorted(shuffled, key=natural_key) == ids
+    assert sorted(ids) != ids  # plain string order would put request-10 before request-2
+    assert sorted(["b", "a10", "a9"], key=natural_key) == ["a9", "a10", "b"]
