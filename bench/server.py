@@ -1,8 +1,10 @@
 """A fast loopback HTTP/1.1 server for benchmarks: answers every POST with one canned body.
 
-Run as ``python bench/server.py PORT_FILE [DELAY_S]``: it binds 127.0.0.1 on a free port, writes
-the port to PORT_FILE and serves until killed. asyncio's protocol layer keeps the server's own
-cost per request small and steady, so that differences between clients show.
+Run as ``python bench/server.py PORT_FILE [DELAY_S] [openai|anthropic]``: it binds 127.0.0.1 on a
+free port, writes the port to PORT_FILE and serves until killed, answering an OpenAI Responses
+object (the default) or an Anthropic message after DELAY_S seconds. asyncio's protocol layer
+keeps the server's own cost per request small and steady, so that differences between clients
+show.
 """
 
 from __future__ import annotations
@@ -33,14 +35,31 @@ BODY = json.dumps({
               "total_tokens": 34},
     "user": None, "metadata": {},
 }).encode()
-RESPONSE = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-            + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+ANTHROPIC_BODY = json.dumps({
+    "model": "claude-sonnet-4-5-20250929", "id": "msg_01EXuhhFC9buDpjCcznFPSDs",
+    "type": "message", "role": "assistant",
+    "content": [{"type": "text", "text": "Waves fold into light / salt breath of the patient deep "
+                                         "/ the moon keeps the time"}],
+    "stop_reason": "end_turn", "stop_sequence": None,
+    "usage": {"input_tokens": 17, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+              "output_tokens": 20, "service_tier": "standard"},
+}).encode()
+
+
+def response(body: bytes) -> bytes:
+    return (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+RESPONSE = response(BODY)
+ANTHROPIC_RESPONSE = response(ANTHROPIC_BODY)
 
 
 class Reply(asyncio.Protocol):
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, answer: bytes = RESPONSE) -> None:
         self.buffer = b""
         self.delay = delay
+        self.answer = answer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -60,18 +79,22 @@ class Reply(asyncio.Protocol):
                 return
             self.buffer = self.buffer[end + 4 + length:]
             if self.delay:
-                asyncio.get_running_loop().call_later(self.delay, self.transport.write, RESPONSE)
+                asyncio.get_running_loop().call_later(self.delay, self.transport.write,
+                                                      self.answer)
             else:
-                self.transport.write(RESPONSE)
+                self.transport.write(self.answer)
 
 
-async def main(port_file: Path, delay: float) -> None:
+async def main(port_file: Path, delay: float, kind: str = "openai") -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Reply(delay), "127.0.0.1", 0, backlog=1024)
+    answer = ANTHROPIC_RESPONSE if kind == "anthropic" else RESPONSE
+    server = await loop.create_server(lambda: Reply(delay, answer), "127.0.0.1", 0,
+                                      backlog=1024)
     port_file.write_text(str(server.sockets[0].getsockname()[1]))
     async with server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0))
+    asyncio.run(main(Path(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0,
+                     sys.argv[3] if len(sys.argv) > 3 else "openai"))

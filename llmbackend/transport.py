@@ -35,6 +35,9 @@ DEFAULT_TIMEOUT = 600.0
 CONNECT_TIMEOUT = 10.0
 
 USER_AGENT = "llmbackend/0.1"
+#: Connections one transport opens at most (and keeps alive): an immediate batch's top
+#: concurrency (``batching.MAX_CONCURRENCY``).
+MAX_CONNECTIONS = 256
 
 
 def redact(text: str, secrets: tuple[Secret, ...]) -> str:
@@ -104,6 +107,10 @@ class HTTPTransport:
                         timeout=httpx2.Timeout(self.timeout,
                                                connect=min(self.timeout, CONNECT_TIMEOUT)),
                         headers=self._headers,
+                        # Enough kept-alive connections for a fan-out at its top concurrency
+                        # (httpx keeps 20 by default, and would reconnect for the rest).
+                        limits=httpx2.Limits(max_connections=MAX_CONNECTIONS,
+                                             max_keepalive_connections=MAX_CONNECTIONS),
                     )
                 client = self._client
         return client

@@ -76,3 +76,9 @@ assert_type(llmbackend.get_batch("openai", "batch_1", summary_schema).results(),
 assert_type(client.get_batch("batch_1").status(), llmbackend.BatchStatus)
 assert_type(model_batch.wait(poll_interval=1.0, timeout=5.0), llmbackend.BatchStatus)
 assert_type(model_batch.counts.total, int)
+
+# Immediate batches are Batch handles too.
+claude = llmbackend.client("anthropic", "claude-sonnet-4-5", structured_output="tool")
+assert_type(claude.submit_batch(["a"], schema=summary_schema).results(), list[Summary])
+assert_type(llmbackend.get_batch("anthropic", "msgbatch_1", custom_ids=["a"]).custom_ids,
+            tuple[str, ...])
