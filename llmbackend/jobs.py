@@ -818,6 +818,12 @@ def submit_anthropic_batch(
             ).bind(anthropic_wire.parse_batch_object)
             if isinstance(created, Failure):
                 error = created.failure()
+                if isinstance(error, TransportError):
+                    # No answer: the batch may exist. It is not created again blindly (that
+                    # could bill it twice) and Anthropic offers no way to find it by content.
+                    error = evolve(error, message=f"{error.message}; the batch may have been "
+                                   "created anyway: check the Message Batches list before "
+                                   "submitting again")
                 for done in started:
                     transport.send(anthropic_wire.build_cancel_batch(done.id))
                 if started:

@@ -304,3 +304,14 @@ def test_the_key_never_shows_in_native_handles(
 ) -> None:
     batch = claude.submit_batch(PROMPTS[:1], batch_options=NATIVE)
     assert API_KEY not in repr(batch) + repr(batch.state()) + json.dumps(batch.raw)
+
+
+def test_a_lost_create_answer_is_not_sent_again(
+    claude: llmbackend.Client, anthropic_env: AnthropicEmulator
+) -> None:
+    anthropic_env.reply(200, b"{}", delay=1.0)  # the create's answer never arrives in time
+    slow = llmbackend.client("anthropic", "claude-sonnet-4-5", timeout=0.2, max_retries=3)
+    with pytest.raises(llmbackend.RequestTimeoutError, match="may have been created") as err:
+        slow.submit_batch(PROMPTS[:2], batch_options=NATIVE)
+    assert err.value.attempts == 1
+    assert len(sent(anthropic_env, "/v1/messages/batches")) == 1
