@@ -385,6 +385,8 @@ def _submit(provider: Provider, model: str, settings: ClientSettings, transport:
         return jobs.submit_openai_batch(transport, request, prompts, options, warn)
     if provider.name == "anthropic":
         return jobs.submit_anthropic_batch(transport, request, prompts, options, warn)
+    if provider.name == "gemini":
+        return jobs.submit_gemini_batch(transport, request, prompts, options, warn)
     raise UnsupportedError(  # pragma: no cover - every registered provider is handled above
         message=f"provider {provider.name!r} has no native batch API in llmbackend; use "
         "batch_options={'mode': 'immediate'}", provider=provider.name, parameter="mode")
@@ -415,6 +417,9 @@ def _attach(provider: Provider, settings: ClientSettings, transport: HTTPTranspo
         handle = jobs.attach_openai_batch(transport, batch_id, checked)
     elif provider.name == "anthropic":
         handle = jobs.attach_anthropic_batch(
+            transport, batch_id, _request("", "", None, checked, settings))
+    elif provider.name == "gemini":
+        handle = jobs.attach_gemini_batch(
             transport, batch_id, _request("", "", None, checked, settings))
     else:  # pragma: no cover - every registered provider is handled above
         raise UnsupportedError(message=f"provider {provider.name!r} has no batches to re-attach",

@@ -66,13 +66,18 @@ class BatchStatus(str):
     """
 
     raw: str
+    also: tuple[str, ...]
 
-    def __new__(cls, raw: str, state: str | None = None) -> BatchStatus:
+    def __new__(cls, raw: str, state: str | None = None, also: tuple[str, ...] = ()
+                ) -> BatchStatus:
         """``raw`` is the provider's word; ``state`` the normalized value when the word alone
-        does not say it (Anthropic's ``ended`` covers completed, cancelled and expired)."""
+        does not say it (Anthropic's ``ended`` covers completed, cancelled and expired); ``also``
+        more words it should equal (a Gemini batch that expired also equals ``FAILED``, so that
+        the seed README's Gemini loop, which has no expired case, ends)."""
         key = status_key(raw)
         status = super().__new__(cls, state if state is not None else _STATE_OF.get(key, key))
         status.raw = raw
+        status.also = tuple(status_key(word) for word in also)
         return status
 
     @property
@@ -97,7 +102,7 @@ class BatchStatus(str):
             return NotImplemented
         key = status_key(other)
         return (key == self.value or key in STATUS_ALIASES.get(self.value, ())
-                or key == status_key(self.raw))
+                or key == status_key(self.raw) or key in self.also)
 
     def __ne__(self, other: object) -> bool:
         equal = self.__eq__(other)
@@ -110,7 +115,7 @@ class BatchStatus(str):
         return f"BatchStatus({self.value!r}, raw={self.raw!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (BatchStatus, (self.raw, self.value))
+        return (BatchStatus, (self.raw, self.value, self.also))
 
 
 #: How far along a state is, for combining the parts of a split batch: the least advanced part

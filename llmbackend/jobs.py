@@ -46,8 +46,10 @@ from llmbackend.logs import log
 from llmbackend.pipeline import attach_parsed
 from llmbackend.providers import Provider
 from llmbackend.providers import anthropic_batch as anthropic_wire
+from llmbackend.providers import gemini_batch as gemini_wire
 from llmbackend.providers import openai_batch as wire
 from llmbackend.providers.anthropic import parse_error as anthropic_parse_error
+from llmbackend.providers.gemini import parse_error as gemini_parse_error
 from llmbackend.providers.openai import parse_error
 from llmbackend.transport import HTTPTransport
 from llmbackend.types import (
@@ -853,4 +855,191 @@ def attach_anthropic_batch(transport: HTTPTransport, batch_id: str,
                            request: GenerationRequest) -> Batch[Any]:
     """Effectful: a handle on an existing Anthropic batch (or split job) from its id alone."""
     job = AnthropicBatchJob(transport, anthropic_wire.split_batch_id(batch_id), request=request)
+    return Batch(job, unwrap(job.refresh()))
+
+
+# --- Gemini ---------------------------------------------------------------------------------------
+
+
+class GeminiBatchJob:
+    """Effectful: one Gemini batch (inline or file mode). Made by ``submit_gemini_batch`` (which
+    knows the keys) or from the batch name alone (which reads them from the results)."""
+
+    provider = "gemini"
+
+    def __init__(self, transport: HTTPTransport, name: str, *, request: GenerationRequest,
+                 custom_ids: Sequence[str] | None = None) -> None:
+        self._transport = transport
+        self.id = name
+        self._request = request
+        self._custom_ids = tuple(custom_ids) if custom_ids is not None else None
+        self._object: gemini_wire.GeminiBatch | None = None
+
+    def refresh(self) -> Result[BatchState, LLMError]:
+        fetched = self._transport.send(gemini_wire.build_retrieve_batch(self.id)).bind(
+            gemini_wire.parse_batch)
+        if isinstance(fetched, Failure):
+            return fetched
+        self._object = fetched.unwrap()
+        return Success(self._state())
+
+    def _state(self) -> BatchState:
+        assert self._object is not None
+        return BatchState(status=self._object.status, counts=self._object.counts,
+                          raw=(self._object.raw,))
+
+    def cancel(self) -> Result[BatchState, LLMError]:
+        refreshed = self.refresh()
+        if isinstance(refreshed, Failure) or refreshed.unwrap().status.is_terminal:
+            return refreshed
+        cancelled = self._transport.send(gemini_wire.build_cancel_batch(self.id))
+        if isinstance(cancelled, Failure):
+            return cancelled
+        if not 200 <= cancelled.unwrap().status < 300:
+            return Failure(gemini_parse_error(cancelled.unwrap()))
+        return self.refresh()
+
+    def custom_ids(self) -> Result[tuple[str, ...], LLMError]:
+        if self._custom_ids is not None:
+            return Success(self._custom_ids)
+        collected = self.collect(keep_whole)  # reads the keys from the results
+        if isinstance(collected, Failure):
+            return collected
+        assert self._custom_ids is not None
+        return Success(self._custom_ids)
+
+    def collect(self, keep: Keep) -> Result[list[Outcome], LLMError]:
+        batch = self._object
+        if batch is None:
+            refreshed = self.refresh()
+            if isinstance(refreshed, Failure):
+                return refreshed
+            batch = self._object
+        assert batch is not None
+        if not batch.status.is_terminal:
+            return Failure(BatchNotReadyError(
+                message=f"batch {batch.name} has not ended, so its results (and, for a batch "
+                "resumed by name, its keys) are not known yet; call batch.wait()",
+                provider=self.provider, batch_id=self.id, status=batch.status.value))
+        results: list[tuple[str | None, Result[Any, LLMError]]] = []
+        if batch.inlined is not None:
+            for item in batch.inlined:
+                key = gemini_wire.inline_key(item)
+                results.append((key, gemini_wire.parse_result(self._request, item, key)))
+        elif batch.responses_file is not None:
+            with _spool() as sink:
+                fetched = self._transport.download(
+                    gemini_wire.build_download(batch.responses_file), sink)
+                if isinstance(fetched, Success) and not 200 <= fetched.unwrap().status < 300:
+                    return Failure(gemini_parse_error(fetched.unwrap()))
+                if isinstance(fetched, Failure):
+                    return fetched
+                results = [gemini_wire.parse_result_line(self._request, line)
+                           for line in _lines(sink)]
+        if self._custom_ids is None:
+            # Resumed by name: the keys are those the results name, in natural order.
+            self._custom_ids = tuple(sorted({key for key, _ in results if key is not None},
+                                            key=natural_key))
+        schema = self._request.schema
+        collector: OutcomeCollector[Any] = OutcomeCollector(self._custom_ids)
+        for key, outcome in results:
+            validated = outcome if schema is None else outcome.bind(
+                lambda generation: attach_parsed(schema, generation))
+            collector.add(key, keep(validated), self.provider)
+        if collector.unknown_ids or collector.unreadable_lines:
+            log().warning("batch %s: %d result(s) name an unknown key and %d carry no key; none "
+                          "of them was used", batch.name, len(collector.unknown_ids),
+                          collector.unreadable_lines)
+        return Success(collector.finish(lambda _, key: gemini_wire.missing_result_error(
+            batch, key, collector.unreadable_lines)))
+
+
+def submit_gemini_batch(
+    transport: HTTPTransport, request: GenerationRequest, inputs: Sequence[str],
+    batch_options: Mapping[str, Any], warn: Callable[[str], None],
+) -> Batch[Any]:
+    """Effectful: start a Gemini batch of ``inputs``: inline when the create body stays within
+    20 MB, else as an uploaded JSONL file. Every request is built before anything is sent."""
+    del warn  # the Gemini builder drops nothing, so it never warns
+    options = gemini_wire.parse_batch_options(batch_options, len(inputs))
+    keys = options.custom_ids or tuple(gemini_wire.default_keys(len(inputs)))
+    encoder = unwrap(gemini_wire.build_item_encoder(request))
+    files, sizes, _ = write_parts(map(encoder.inline, keys, inputs), len(inputs) or 1,
+                                  gemini_wire.MAX_FILE_BYTES, b",")
+    _one_file(files)
+    (inline,) = files
+    try:
+        size = sizes[0]
+        inline_bytes = gemini_wire.inline_body_size(request.model, size, options.display_name)
+        if inline_bytes <= gemini_wire.INLINE_LIMIT:
+            created = transport.send(gemini_wire.build_inline_create(
+                request.model, _chunks(inline), size, options.display_name)
+            ).bind(gemini_wire.parse_batch)
+            mode = "inline"
+        else:
+            created = _create_from_file(transport, request, encoder, keys=keys, inputs=inputs,
+                                        display_name=options.display_name)
+            mode = "file"
+    finally:
+        inline.close()
+    if isinstance(created, Failure):
+        error = created.failure()
+        if isinstance(error, TransportError):
+            error = evolve(error, message=f"{error.message}; the batch may have been created "
+                           "anyway: check the batch list before submitting again")
+        raise error
+    batch = created.unwrap()
+    job = GeminiBatchJob(transport, batch.name, request=request, custom_ids=keys)
+    job._object = batch
+    log().info("started Gemini batch %s: %d requests (%s)", batch.name, len(inputs), mode)
+    return Batch(job, job._state())
+
+
+def _create_from_file(transport: HTTPTransport, request: GenerationRequest,
+                      encoder: gemini_wire.ItemEncoder, *, keys: Sequence[str],
+                      inputs: Sequence[str], display_name: str | None
+                      ) -> Result[gemini_wire.GeminiBatch, LLMError]:
+    files, sizes, _ = write_parts(map(encoder.line, keys, inputs), len(inputs) or 1,
+                                  gemini_wire.MAX_FILE_BYTES)
+    _one_file(files)
+    (sink,) = files
+    try:
+        size = sizes[0]
+        label = display_name or "llmbackend-batch"
+
+        def finish(url: str) -> Result[WireResponse, LLMError]:
+            path = gemini_wire.upload_path(url, transport.base_url)
+            if path is None:
+                return Failure(ProviderError(
+                    message="Gemini named an upload URL outside the client's base URL; "
+                    "llmbackend sends the API key nowhere else", provider="gemini",
+                    error_type="upload"))
+            return transport.send(gemini_wire.build_upload_finish(path, _chunks(sink), size))
+
+        return (
+            transport.send(gemini_wire.build_upload_start(size, label))
+            .bind(gemini_wire.parse_upload_url)
+            .bind(finish)
+            .bind(gemini_wire.parse_file)
+            .bind(lambda file_name: transport.send(
+                gemini_wire.build_file_create(request.model, file_name, display_name)))
+            .bind(gemini_wire.parse_batch)
+        )
+    finally:
+        sink.close()
+
+
+def _one_file(files: list[IO[bytes]]) -> None:
+    if len(files) > 1:
+        for sink in files:
+            sink.close()
+        raise ConfigurationError(
+            message=f"the batch needs more than {gemini_wire.MAX_FILE_BYTES:,} bytes of input, "
+            "the most one Gemini batch file takes; submit it in several batches", key="inputs")
+
+
+def attach_gemini_batch(transport: HTTPTransport, batch_id: str, request: GenerationRequest
+                        ) -> Batch[Any]:
+    """Effectful: a handle on an existing Gemini batch from its name alone."""
+    job = GeminiBatchJob(transport, gemini_wire.batch_name(batch_id), request=request)
     return Batch(job, unwrap(job.refresh()))

@@ -59,15 +59,32 @@ def _anthropic() -> Provider:
     return PROVIDER
 
 
-_REGISTRY: dict[str, Callable[[], Provider]] = {"openai": _openai, "anthropic": _anthropic}
+def _gemini() -> Provider:
+    from llmbackend.providers.gemini import PROVIDER
+
+    return PROVIDER
+
+
+_REGISTRY: dict[str, Callable[[], Provider]] = {
+    "openai": _openai, "anthropic": _anthropic, "gemini": _gemini,
+}
 
 #: Providers the seed README names that are not built yet, with the issue that builds them.
 PLANNED: dict[str, str] = {
-    "gemini": "Gemini generateContent (issue 5)",
     "transformers": "local transformers models (issue 6)",
     "vllm": "local vLLM models (issue 6)",
     "mlx": "local MLX models (issue 6)",
 }
+
+
+def path_segment(value: str, safe: str = "") -> str:
+    """Pure: ``value`` percent-encoded for a URL path (ids and model names come from callers and
+    response bodies); characters in ``safe`` are kept."""
+    return "".join(
+        char if char.isascii() and (char.isalnum() or char in "-_.~" or char in safe)
+        else "".join(f"%{byte:02X}" for byte in char.encode())
+        for char in value
+    )
 
 
 def get_provider(name: Any) -> Provider:

@@ -35,6 +35,7 @@ from llmbackend.errors import (
     ResponseParseError,
     excerpt,
 )
+from llmbackend.providers import path_segment
 from llmbackend.providers.openai import (
     LABEL,
     NAME,
@@ -278,26 +279,17 @@ def build_list_batches(limit: int = 100) -> WireRequest:
 
 def build_retrieve_batch(batch_id: str) -> WireRequest:
     """Pure: ``GET /batches/{id}``."""
-    return WireRequest(method="GET", path=f"/batches/{_path_segment(batch_id)}")
+    return WireRequest(method="GET", path=f"/batches/{path_segment(batch_id)}")
 
 
 def build_cancel_batch(batch_id: str) -> WireRequest:
     """Pure: ``POST /batches/{id}/cancel``."""
-    return WireRequest(method="POST", path=f"/batches/{_path_segment(batch_id)}/cancel")
+    return WireRequest(method="POST", path=f"/batches/{path_segment(batch_id)}/cancel")
 
 
 def build_file_content(file_id: str) -> WireRequest:
     """Pure: ``GET /files/{id}/content`` (the raw bytes of an input, output or error file)."""
-    return WireRequest(method="GET", path=f"/files/{_path_segment(file_id)}/content")
-
-
-def _path_segment(value: str) -> str:
-    """``value`` percent-encoded for a URL path segment (ids come from response bodies)."""
-    return "".join(
-        char if char.isascii() and (char.isalnum() or char in "-_.~")
-        else "".join(f"%{byte:02X}" for byte in char.encode())
-        for char in value
-    )
+    return WireRequest(method="GET", path=f"/files/{path_segment(file_id)}/content")
 
 
 # --- batch ids ------------------------------------------------------------------------------------

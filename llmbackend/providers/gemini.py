@@ -1,0 +1,326 @@
+"""Pure: the Gemini Developer API's ``generateContent`` as request builders and response parsers.
+
+Reference: https://ai.google.dev/api/generate-content and the structured output guide
+(https://ai.google.dev/gemini-api/docs/structured-output). llmbackend speaks the REST API that the
+``google-genai`` SDK speaks (the ``google-generativeai`` SDK the seed README names reached its end
+of life on 2025-11-30 and never had the Batch API); no SDK is needed at run time.
+
+Mapping of the portable config (into ``generationConfig``):
+- ``temperature`` -> ``temperature``, ``top_p`` -> ``topP``, ``max_tokens`` ->
+  ``maxOutputTokens``, ``seed`` -> ``seed``, ``extra["stop"]`` -> ``stopSequences``;
+- ``extra["system_instruction"]`` (or ``extra["system"]``) -> ``systemInstruction``;
+- ``extra`` keys that are request fields (``safetySettings``, ``tools``, ``toolConfig``,
+  ``cachedContent``, in camelCase or snake_case) go to the top level of the request; every other
+  ``extra`` key goes into ``generationConfig`` (``topK``, ``thinkingConfig``, ``candidateCount``,
+  ``responseModalities``...), and ``extra["generationConfig"]`` is merged into it.
+
+Structured outputs: ``responseMimeType: application/json`` with ``responseJsonSchema`` (the JSON
+schema as written, from a dict or a Pydantic model).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from returns.result import Failure, Result, Success
+
+from llmbackend.errors import (
+    BlockedError,
+    HTTPStatusError,
+    LLMError,
+    ProviderError,
+    ResponseParseError,
+    TruncationError,
+    UnsupportedError,
+    excerpt,
+)
+from llmbackend.providers import Provider, path_segment
+from llmbackend.types import Generation, GenerationRequest, Usage, WireRequest, WireResponse
+
+NAME = "gemini"
+LABEL = "Gemini"
+BASE_URL = "https://generativelanguage.googleapis.com"
+API_VERSION = "v1beta"
+
+#: ``extra`` keys that are fields of the request itself, not of ``generationConfig``.
+REQUEST_FIELDS = {
+    "safetySettings": "safetySettings", "safety_settings": "safetySettings",
+    "tools": "tools", "toolConfig": "toolConfig", "tool_config": "toolConfig",
+    "cachedContent": "cachedContent", "cached_content": "cachedContent",
+    "labels": "labels",
+}
+#: ``finishReason`` values that mean the provider's safety or policy filters stopped the answer.
+BLOCKED_REASONS = frozenset({
+    "SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION",
+})
+_DONE_REASONS = frozenset({"STOP", "FINISH_REASON_UNSPECIFIED"})
+
+
+def build_auth_headers(api_key: str) -> dict[str, str]:
+    """Pure: the header that carries a Gemini API key (never the URL: URLs end up in logs)."""
+    return {"x-goog-api-key": api_key}
+
+
+def model_path(model: str) -> str:
+    """Pure: ``models/<model>`` (a name that already says ``models/`` or ``tunedModels/`` is kept),
+    safe to put in a URL path."""
+    name = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
+    return path_segment(name, safe="/")
+
+
+# --- request --------------------------------------------------------------------------------------
+
+
+def build_generate_content(request: GenerationRequest) -> Result[WireRequest, LLMError]:
+    """Pure: the ``POST /v1beta/models/{model}:generateContent`` request for one prompt.
+
+    Fails with ``UnsupportedError`` naming the parameter when ``extra`` collides with a field
+    llmbackend sets, or holds something the request cannot carry.
+    """
+    body = build_request_body(request)
+    if isinstance(body, Failure):
+        return body
+    return Success(WireRequest(
+        method="POST", path=f"/{API_VERSION}/{model_path(request.model)}:generateContent",
+        json=body.unwrap(),
+    ))
+
+
+def build_request_body(request: GenerationRequest) -> Result[dict[str, Any], LLMError]:
+    """Pure: the ``GenerateContentRequest`` JSON for one prompt (also a batch item's request)."""
+    config = request.config
+    extra = dict(config.extra)
+    if extra.pop("stream", False):
+        return Failure(UnsupportedError(
+            message="config.extra['stream']=True is not supported: llmbackend reads whole "
+            "responses", provider=NAME, parameter="stream"))
+    body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": request.input}]}]}
+    system = _pop_system(extra)
+    if isinstance(system, Failure):
+        return system
+    if system.unwrap() is not None:
+        body["systemInstruction"] = system.unwrap()
+
+    generation: dict[str, Any] = {}
+    for key in ("generationConfig", "generation_config"):
+        merged = extra.pop(key, None)
+        if merged is None:
+            continue
+        if not isinstance(merged, Mapping):
+            return Failure(UnsupportedError(
+                message=f"config.extra[{key!r}] must be a dict", provider=NAME, parameter=key))
+        generation.update(merged)
+    if config.temperature is not None:
+        generation["temperature"] = config.temperature
+    if config.top_p is not None:
+        generation["topP"] = config.top_p
+    if config.max_tokens is not None:
+        generation["maxOutputTokens"] = config.max_tokens
+    if config.seed is not None:
+        generation["seed"] = config.seed
+    stop = extra.pop("stop", None)
+    if stop is not None:
+        sequences = [stop] if isinstance(stop, str) else stop
+        if not isinstance(sequences, list) or not all(isinstance(s, str) for s in sequences):
+            return Failure(UnsupportedError(
+                message="config.extra['stop'] must be a string or a list of strings "
+                "(it becomes stopSequences)", provider=NAME, parameter="stop"))
+        generation["stopSequences"] = sequences
+    if request.schema is not None:
+        generation["responseMimeType"] = "application/json"
+        generation["responseJsonSchema"] = dict(request.schema.schema)
+
+    set_by_llmbackend = {_snake(name) for name in generation}
+    for key, value in extra.items():
+        field = REQUEST_FIELDS.get(key)
+        target, name = (body, field) if field is not None else (generation, key)
+        if name in body or _snake(name) in set_by_llmbackend:
+            return Failure(UnsupportedError(
+                message=f"config.extra[{key!r}] collides with {name!r}, which llmbackend sets "
+                "from the request; set it in one place only", provider=NAME, parameter=key))
+        target[name] = value
+    if generation:
+        body["generationConfig"] = generation
+    return Success(body)
+
+
+def _pop_system(extra: dict[str, Any]) -> Result[dict[str, Any] | None, LLMError]:
+    given = {key: extra.pop(key) for key in ("system_instruction", "systemInstruction", "system")
+             if key in extra}
+    if not given:
+        return Success(None)
+    if len(given) > 1:
+        return Failure(UnsupportedError(
+            message=f"set the system instruction once: {', '.join(sorted(given))} were all given",
+            provider=NAME, parameter="system_instruction"))
+    (key, value), = given.items()
+    if isinstance(value, str):
+        return Success({"parts": [{"text": value}]})
+    if isinstance(value, Mapping) and isinstance(value.get("parts"), list):
+        return Success(dict(value))
+    return Failure(UnsupportedError(
+        message=f"config.extra[{key!r}] must be a string (or a Content dict with 'parts')",
+        provider=NAME, parameter=key))
+
+
+def _snake(name: str) -> str:
+    """``maxOutputTokens`` -> ``max_output_tokens``: proto JSON accepts both spellings."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+# --- response -------------------------------------------------------------------------------------
+
+
+def parse_generate_content(
+    request: GenerationRequest, response: WireResponse
+) -> Result[Generation[str], LLMError]:
+    """Pure: the text answer of a ``generateContent`` exchange, or the typed failure it reports.
+
+    - non-2xx -> ``HTTPStatusError`` with Google's status (``INVALID_ARGUMENT``...) and reason;
+    - ``promptFeedback.blockReason``, or a ``finishReason`` of ``SAFETY``, ``RECITATION``,
+      ``PROHIBITED_CONTENT`` and the like -> ``BlockedError`` naming the reason;
+    - ``MAX_TOKENS`` -> ``TruncationError`` with any partial text;
+    - another unfinished ``finishReason`` (``OTHER``, ``MALFORMED_FUNCTION_CALL``...) ->
+      ``ProviderError``; only function calls and no text -> ``UnsupportedError``;
+    - a body that is not a response -> ``ResponseParseError``.
+    Never raises, whatever the bytes.
+    """
+    if not 200 <= response.status < 300:
+        return Failure(parse_error(response))
+    body = _json_object(response.body)
+    if body is None:
+        return Failure(ResponseParseError(
+            message=f"{LABEL} answered HTTP {response.status} with a body that is not a JSON "
+            "object", provider=NAME, body=excerpt(response.body)))
+    return parse_response_object(request, body)
+
+
+def parse_response_object(
+    request: GenerationRequest, body: Mapping[str, Any]
+) -> Result[Generation[str], LLMError]:
+    """Pure: ``parse_generate_content`` for a response already decoded (a batch carries them)."""
+    feedback = body.get("promptFeedback")
+    blocked = feedback.get("blockReason") if isinstance(feedback, dict) else None
+    if isinstance(blocked, str) and blocked != "BLOCK_REASON_UNSPECIFIED":
+        return Failure(BlockedError(
+            message=f"{LABEL} blocked the prompt ({blocked})", provider=NAME, reason=blocked))
+    candidates = body.get("candidates")
+    candidate = candidates[0] if isinstance(candidates, list) and candidates else None
+    if not isinstance(candidate, dict):
+        return Failure(ResponseParseError(
+            message=f"{LABEL} answered without a candidate", provider=NAME,
+            body=excerpt(json.dumps(body))))
+    texts: list[str] = []
+    calls: list[str] = []
+    content = candidate.get("content")
+    parts = content.get("parts") if isinstance(content, dict) else None
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, dict) or part.get("thought") is True:
+            continue  # thought summaries stay in ``raw``
+        if isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif isinstance(part.get("functionCall"), dict):
+            calls.append(str(part["functionCall"].get("name")))
+    text = "".join(texts)
+    reason = candidate.get("finishReason")
+    if reason == "MAX_TOKENS":
+        return Failure(TruncationError(
+            message=f"the answer was cut off (MAX_TOKENS) after {len(text)} characters; raise "
+            "max_tokens to get all of it", provider=NAME, text=text))
+    if reason in BLOCKED_REASONS:
+        return Failure(BlockedError(
+            message=f"{LABEL} stopped the answer ({reason})", provider=NAME, text=text,
+            reason=str(reason)))
+    if reason is not None and reason not in _DONE_REASONS:
+        message = candidate.get("finishMessage")
+        return Failure(ProviderError(
+            message=f"{LABEL} ended the answer with finishReason {reason}"
+            + (f": {message}" if isinstance(message, str) else ""),
+            provider=NAME, error_type=str(reason), body=excerpt(json.dumps(body))))
+    if not text and calls:
+        return Failure(UnsupportedError(
+            message=f"the model answered with function calls ({', '.join(calls)}) instead of "
+            "text; llmbackend returns text only (the calls are in the response body)",
+            provider=NAME, parameter="tools"))
+    model = body.get("modelVersion")
+    response_id = body.get("responseId")
+    return Success(Generation(
+        text=text, parsed=text, usage=parse_usage(body.get("usageMetadata")),
+        finish_reason="tool_calls" if calls else "stop", provider=NAME,
+        model=model if isinstance(model, str) else request.model,
+        response_id=response_id if isinstance(response_id, str) else None, raw=body,
+    ))
+
+
+def parse_usage(usage: object) -> Usage:
+    """Pure: token counts from ``usageMetadata``. Output tokens include the thinking tokens
+    (Gemini bills them as output), which are also given as ``reasoning_tokens``."""
+    if not isinstance(usage, dict):
+        return Usage()
+    candidates = _count(usage.get("candidatesTokenCount"))
+    thoughts = _count(usage.get("thoughtsTokenCount"))
+    output = None if candidates is None and thoughts is None else (candidates or 0) + (
+        thoughts or 0)
+    return Usage(input_tokens=_count(usage.get("promptTokenCount")), output_tokens=output,
+                 reasoning_tokens=thoughts,
+                 cached_input_tokens=_count(usage.get("cachedContentTokenCount")))
+
+
+def parse_error(response: WireResponse) -> HTTPStatusError:
+    """Pure: an ``HTTPStatusError`` from a non-2xx response, with Google's
+    ``{"error": {"code", "message", "status", "details": [{"reason"}]}}`` fields."""
+    body = _json_object(response.body)
+    error = body.get("error") if body is not None else None
+    status = reason = None
+    if isinstance(error, dict):
+        status = error.get("status") if isinstance(error.get("status"), str) else None
+        message = error.get("message") if isinstance(error.get("message"), str) else ""
+        details = error.get("details")
+        for detail in details if isinstance(details, list) else []:
+            if isinstance(detail, dict) and isinstance(detail.get("reason"), str):
+                reason = detail["reason"]
+                break
+    else:
+        message = excerpt(response.body, 300)
+    kind = "/".join(part for part in (status, reason) if part)
+    retries = f" after {response.attempts} attempts" if response.attempts > 1 else ""
+    return HTTPStatusError(
+        message=f"{LABEL} answered HTTP {response.status}{retries}"
+        + (f" ({kind})" if kind else "") + (f": {message}" if message else ""),
+        provider=NAME, status=response.status, error_type=status, error_code=reason,
+        attempts=response.attempts, body=excerpt(response.body),
+    )
+
+
+def _count(value: object) -> int | None:
+    # Counts are JSON numbers in responses but strings (int64) in batch stats.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+PROVIDER = Provider(
+    name=NAME,
+    label=LABEL,
+    default_base_url=BASE_URL,
+    api_key_env=("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+    base_url_env=("GOOGLE_GEMINI_BASE_URL", "GEMINI_BASE_URL"),
+    auth_headers=build_auth_headers,
+    build_generation=build_generate_content,
+    parse_generation=parse_generate_content,
+)

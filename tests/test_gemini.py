@@ -1,0 +1,395 @@
+"""The pure Gemini builders and parsers (generateContent, batches, files): properties, every
+recorded fixture, and the google-genai SDK's typed models as an oracle."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from returns.result import Failure, Success
+
+from llmbackend.batching import BatchCounts
+from llmbackend.errors import (
+    BlockedError,
+    ConfigurationError,
+    HTTPStatusError,
+    ProviderError,
+    ResponseParseError,
+    TruncationError,
+    UnsupportedError,
+)
+from llmbackend.providers import gemini
+from llmbackend.providers import gemini_batch as wire
+from llmbackend.types import (
+    GenerationConfig,
+    GenerationRequest,
+    StreamBody,
+    StructuredOutput,
+    WireRequest,
+    WireResponse,
+)
+from tests import strategies
+from tests.conftest import fixture_names, load_fixture
+
+REQUEST = GenerationRequest(model="gemini-2.5-flash", input="")
+
+
+def build(config: GenerationConfig | None = None, schema: StructuredOutput[Any] | None = None,
+          prompt: str = "Hello") -> WireRequest:
+    return gemini.build_generate_content(GenerationRequest(
+        model="gemini-2.5-flash", input=prompt, config=config or GenerationConfig(),
+        schema=schema)).unwrap()
+
+
+def failure_of(config: GenerationConfig) -> UnsupportedError:
+    error = gemini.build_generate_content(GenerationRequest(
+        model="m", input="x", config=config)).failure()
+    assert isinstance(error, UnsupportedError)
+    return error
+
+
+def response(body: Any, status: int = 200) -> WireResponse:
+    return WireResponse(status=status,
+                        body=body if isinstance(body, bytes) else json.dumps(body).encode())
+
+
+# --- the request ----------------------------------------------------------------------------------
+
+
+def test_the_minimal_request() -> None:
+    wire_request = build()
+    assert (wire_request.method, wire_request.path) == (
+        "POST", "/v1beta/models/gemini-2.5-flash:generateContent")
+    assert wire_request.json == {"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}
+    assert gemini.build_auth_headers("AIza") == {"x-goog-api-key": "AIza"}
+    assert "key=" not in wire_request.path  # the key never goes in the URL
+
+
+@pytest.mark.parametrize(("model", "path"), [
+    ("gemini-2.5-flash", "models/gemini-2.5-flash"),
+    ("models/gemini-2.5-flash", "models/gemini-2.5-flash"),
+    ("tunedModels/my-model-1", "tunedModels/my-model-1"),
+    ("bad model?x=1", "models/bad%20model%3Fx%3D1"),
+])
+def test_model_paths(model: str, path: str) -> None:
+    assert gemini.model_path(model) == path
+
+
+@given(prompt=strategies.prompts, temperature=strategies.temperatures, top_p=strategies.top_ps,
+       max_tokens=st.none() | st.integers(1, 100_000), seed=st.none() | st.integers(),
+       stop=st.none() | st.text(max_size=5) | st.lists(st.text(max_size=5), max_size=3),
+       system=st.none() | st.text(max_size=20))
+def test_config_maps_into_generation_config(
+    *, prompt: str, temperature: float | None, top_p: float | None, max_tokens: int | None,
+    seed: int | None, stop: str | list[str] | None, system: str | None,
+) -> None:
+    extra: dict[str, Any] = {}
+    if stop is not None:
+        extra["stop"] = stop
+    if system is not None:
+        extra["system_instruction"] = system
+    body = build(GenerationConfig(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                                  seed=seed, extra=extra), prompt=prompt).json
+    generation = body.get("generationConfig", {})
+    assert body["contents"] == [{"role": "user", "parts": [{"text": prompt}]}]
+    assert generation.get("temperature") == temperature
+    assert generation.get("topP") == top_p
+    assert generation.get("maxOutputTokens") == max_tokens
+    assert generation.get("seed") == seed
+    assert generation.get("stopSequences") == ([stop] if isinstance(stop, str) else stop)
+    assert body.get("systemInstruction") == (
+        None if system is None else {"parts": [{"text": system}]})
+    json.dumps(body)
+
+
+def test_extra_keys_go_where_the_api_wants_them() -> None:
+    body = build(GenerationConfig(temperature=0.3, extra={
+        "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
+        "tool_config": {"functionCallingConfig": {"mode": "NONE"}},
+        "topK": 20, "thinkingConfig": {"thinkingBudget": 0},
+        "generationConfig": {"candidateCount": 1}})).json
+    assert body["safetySettings"][0]["threshold"] == "BLOCK_NONE"
+    assert body["toolConfig"] == {"functionCallingConfig": {"mode": "NONE"}}
+    assert body["generationConfig"] == {"candidateCount": 1, "temperature": 0.3, "topK": 20,
+                                        "thinkingConfig": {"thinkingBudget": 0}}
+
+
+@pytest.mark.parametrize(("config", "parameter"), [
+    (GenerationConfig(temperature=0.1, extra={"temperature": 0.5}), "temperature"),
+    (GenerationConfig(max_tokens=5, extra={"max_output_tokens": 9}), "max_output_tokens"),
+    (GenerationConfig(extra={"contents": []}), "contents"),
+    (GenerationConfig(extra={"system": "a", "system_instruction": "b"}), "system_instruction"),
+    (GenerationConfig(extra={"system_instruction": 3}), "system_instruction"),
+    (GenerationConfig(extra={"stop": 3}), "stop"),
+    (GenerationConfig(extra={"generationConfig": [1]}), "generationConfig"),
+    (GenerationConfig(extra={"stream": True}), "stream"),
+])
+def test_what_cannot_be_sent_fails_before_sending(config: GenerationConfig, parameter: str
+                                                  ) -> None:
+    assert failure_of(config).parameter == parameter
+
+
+def test_structured_output_uses_response_json_schema() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}},
+              "required": ["city"]}
+    generation = build(schema=StructuredOutput(schema=schema)).json["generationConfig"]
+    assert generation == {"responseMimeType": "application/json",
+                          "responseJsonSchema": schema}
+    recorded = load_fixture("gemini", "generate_response_json_schema.json")["request"]["body"]
+    assert set(generation) <= set(recorded["generationConfig"])
+
+
+# --- recorded traffic -----------------------------------------------------------------------------
+
+GENERATE_FIXTURES = [n for n in fixture_names("gemini") if n.startswith("generate_")]
+EXPECTED: dict[str, tuple[type, str]] = {
+    "generate_error_400_api_key_invalid.json": (HTTPStatusError,
+                                                "INVALID_ARGUMENT/API_KEY_INVALID"),
+    "generate_error_404_model_not_found.json": (HTTPStatusError, "NOT_FOUND"),
+    "generate_function_call.json": (UnsupportedError, "secret_retrieval_tool"),
+    "generate_function_call_with_response_json_schema_gemini3.json": (
+        UnsupportedError, "get_user_country"),
+    "generate_max_tokens.json": (TruncationError, "The capital of France is"),
+    "generate_response_json_schema.json": (Success, '{\n  "city": "Mexico City"'),
+    "generate_response_schema.json": (Success, '{"title":"THE NAME OF THE WIND"'),
+    "generate_text_basic.json": (Success, "To calculate 4200 + 42:"),
+    "generate_thinking.json": (Success, "The primes below 400 that contain"),
+}
+
+
+def test_every_generate_fixture_has_an_expectation() -> None:
+    assert sorted(EXPECTED) == GENERATE_FIXTURES
+
+
+@pytest.mark.parametrize("name", GENERATE_FIXTURES)
+def test_recorded_responses_parse_to_their_expected_outcome(name: str) -> None:
+    fixture = load_fixture("gemini", name)
+    outcome = gemini.parse_generate_content(REQUEST, response(fixture["response"]["body"],
+                                                              fixture["response"]["status"]))
+    kind, words = EXPECTED[name]
+    if kind is Success:
+        assert outcome.unwrap().text.startswith(words)
+    else:
+        error = outcome.failure()
+        assert isinstance(error, kind)
+        assert words in str(error) + getattr(error, "text", "")
+
+
+@pytest.mark.parametrize("name", [n for n in GENERATE_FIXTURES if "error" not in n])
+def test_recorded_responses_read_as_google_genai_reads_them(name: str) -> None:
+    from google.genai import types
+
+    body = load_fixture("gemini", name)["response"]["body"]
+    # How the SDK reads a response: unknown (newer) fields are dropped first.
+    sdk = types.GenerateContentResponse._from_response(response=body, kwargs={})
+    ours = gemini.parse_response_object(REQUEST, body)
+    candidate = sdk.candidates[0] if sdk.candidates else None
+    assert candidate is not None and candidate.content is not None
+    text = "".join(part.text for part in candidate.content.parts or []
+                   if part.text is not None and not part.thought)
+    if isinstance(ours, Failure):
+        error = ours.failure()
+        assert isinstance(error, TruncationError | UnsupportedError)
+        if isinstance(error, TruncationError):
+            assert error.text == text
+        return
+    generation = ours.unwrap()
+    assert generation.text == text
+    usage = sdk.usage_metadata
+    assert usage is not None
+    assert generation.usage.input_tokens == usage.prompt_token_count
+    assert generation.usage.reasoning_tokens == usage.thoughts_token_count
+    assert generation.usage.output_tokens == (usage.candidates_token_count or 0) + (
+        usage.thoughts_token_count or 0)
+    assert generation.response_id == sdk.response_id
+    assert generation.model == (sdk.model_version or REQUEST.model)
+
+
+def test_thought_parts_are_skipped_but_kept_in_raw() -> None:
+    body = load_fixture("gemini", "generate_thinking.json")["response"]["body"]
+    generation = gemini.parse_response_object(REQUEST, body).unwrap()
+    assert "Analyzing Prime Numbers" not in generation.text
+    assert generation.raw["candidates"][0]["content"]["parts"][0]["thought"] is True
+
+
+def _candidate(text: str, reason: str | None) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"},
+                                 "index": 0}
+    if reason is not None:
+        candidate["finishReason"] = reason
+    return {"candidates": [candidate]}
+
+
+@pytest.mark.parametrize("reason", sorted(gemini.BLOCKED_REASONS))
+def test_safety_stops_are_blocked_failures_naming_the_reason(reason: str) -> None:
+    error = gemini.parse_response_object(REQUEST, _candidate("partial", reason)).failure()
+    assert isinstance(error, BlockedError)
+    assert (error.reason, error.text) == (reason, "partial")
+
+
+def test_a_blocked_prompt_and_other_endings() -> None:
+    blocked = gemini.parse_response_object(REQUEST, {"promptFeedback": {
+        "blockReason": "PROHIBITED_CONTENT"}}).failure()
+    assert isinstance(blocked, BlockedError)
+    assert blocked.reason == "PROHIBITED_CONTENT"
+    other = gemini.parse_response_object(REQUEST, _candidate("", "OTHER")).failure()
+    assert isinstance(other, ProviderError)
+    assert other.error_type == "OTHER"
+    assert gemini.parse_response_object(REQUEST, _candidate("ok", None)).unwrap().text == "ok"
+    assert isinstance(gemini.parse_response_object(REQUEST, {"candidates": []}).failure(),
+                      ResponseParseError)
+
+
+def test_a_429_is_retryable_with_googles_status() -> None:
+    error = gemini.parse_generate_content(REQUEST, response({"error": {
+        "code": 429, "message": "Resource has been exhausted", "status": "RESOURCE_EXHAUSTED"}},
+        429)).failure()
+    assert isinstance(error, HTTPStatusError)
+    assert (error.error_type, error.retryable) == ("RESOURCE_EXHAUSTED", True)
+
+
+@given(st.binary() | strategies.json_values.map(lambda v: json.dumps(v).encode()),
+       strategies.http_statuses)
+def test_the_parser_never_raises(body: bytes, status: int) -> None:
+    outcome = gemini.parse_generate_content(REQUEST, WireResponse(status=status, body=body))
+    assert isinstance(outcome, Success | Failure)
+
+
+# --- batches --------------------------------------------------------------------------------------
+
+keys = st.text(min_size=1, max_size=20)
+
+
+@settings(max_examples=80)
+@given(strategies.configs(seeds=st.none() | st.integers(), extra=st.just({})),
+       st.none() | strategies.json_schemas,
+       st.lists(st.tuples(keys, strategies.prompts), max_size=5, unique_by=lambda i: i[0]))
+def test_batch_items_carry_exactly_the_sync_request_and_their_key(
+    config: GenerationConfig, schema: dict[str, Any] | None, items: list[tuple[str, str]]
+) -> None:
+    request = GenerationRequest(model="gemini-2.5-flash", input="", config=config,
+                                schema=StructuredOutput(schema=schema) if schema else None)
+    encoder = wire.build_item_encoder(request).unwrap()
+    for key, prompt in items:
+        sync = gemini.build_request_body(GenerationRequest(
+            model=request.model, input=prompt, config=config, schema=request.schema)).unwrap()
+        assert json.loads(encoder.inline(key, prompt)) == {"request": sync,
+                                                            "metadata": {"key": key}}
+        line = encoder.line(key, prompt)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert json.loads(line) == {"request": sync, "key": key}
+    joined = b",".join(encoder.inline(k, p) for k, p in items)
+    create = wire.build_inline_create(request.model, lambda: iter([joined]), len(joined), "x")
+    assert isinstance(create.content, StreamBody)
+    raw = b"".join(create.content.chunks())
+    assert len(raw) == create.content.length
+    assert json.loads(raw) == {"batch": {"model": "models/gemini-2.5-flash", "displayName": "x",
+                                         "inputConfig": {"requests": {"requests": [
+                                             json.loads(encoder.inline(k, p))
+                                             for k, p in items]}}}}
+
+
+def test_the_recorded_inline_create_has_our_shape() -> None:
+    recorded = load_fixture("gemini", "batches_create_inline_pending.json")["request"]
+    item = recorded["body"]["batch"]["inputConfig"]["requests"]["requests"][0]
+    ours = json.loads(wire.build_item_encoder(REQUEST).unwrap().inline("k", "p"))
+    assert set(item) <= set(ours)
+    assert set(item["request"]) >= {"contents"}
+
+
+@pytest.mark.parametrize(("name", "value", "counts"), [
+    ("batches_create_inline_pending.json", "pending", BatchCounts(total=2)),
+    ("batches_get_succeeded_inline.json", "completed", BatchCounts(total=3, completed=3)),
+    ("batches_get_succeeded_file.json", "completed", BatchCounts(total=4, completed=4)),
+])
+def test_recorded_batches_parse(name: str, value: str, counts: BatchCounts) -> None:
+    batch = wire.parse_batch(response(load_fixture("gemini", name)["response"]["body"])).unwrap()
+    assert batch.status.value == value
+    assert batch.counts == counts
+    assert batch.name.startswith("batches/")
+
+
+def test_recorded_batch_outputs_are_read() -> None:
+    inline = wire.parse_batch(response(load_fixture(
+        "gemini", "batches_get_succeeded_inline.json")["response"]["body"])).unwrap()
+    assert inline.inlined is not None and len(inline.inlined) == 3
+    # These responses echo no key (the request sent none): they are never matched by position.
+    assert [wire.inline_key(item) for item in inline.inlined] == [None] * 3
+    assert wire.parse_result(REQUEST, inline.inlined[0], None).unwrap().text == (
+        "The capital of France is **Paris**.")
+    in_file = wire.parse_batch(response(load_fixture(
+        "gemini", "batches_get_succeeded_file.json")["response"]["body"])).unwrap()
+    assert in_file.responses_file == "files/batch-o6k1fq34vm2ou69wy5w72wqw56qjigbln6yy"
+
+
+def test_the_recorded_results_file_is_read_by_key() -> None:
+    text = load_fixture("gemini", "batch_results_file_jsonl.json")["response"]["body"]
+    parsed = [wire.parse_result_line(REQUEST, line.encode()) for line in text.splitlines()]
+    assert [key for key, _ in parsed] == [f"request_{i}" for i in range(1, len(parsed) + 1)]
+    assert parsed[0][1].unwrap().text.startswith("AI learns patterns")
+
+
+@pytest.mark.parametrize(("name", "file"), [
+    ("files_upload_resumable_finalize.json", "files/o3s42u5uu1z2"),
+    ("files_get.json", "files/o3s42u5uu1z2")])
+def test_recorded_files_give_their_name(name: str, file: str) -> None:
+    assert wire.parse_file(response(load_fixture("gemini", name)["response"]["body"])) == Success(
+        file)
+
+
+@pytest.mark.parametrize("state", [f"{p}_{s}" for p in ("BATCH_STATE", "JOB_STATE")
+                                   for s in ("SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED",
+                                             "PENDING", "RUNNING")])
+def test_the_seed_gemini_loop_ends_for_every_terminal_state(state: str) -> None:
+    body = {"name": "batches/x", "metadata": {"name": "batches/x", "state": state}}
+    status = wire.parse_batch(response(body)).unwrap().status
+    if status in ("SUCCEEDED", "COMPLETED", "completed"):
+        turn = "done"
+    elif status in ("FAILED", "CANCELLED"):
+        turn = "raise"
+    else:
+        turn = "sleep"
+    expected = {"SUCCEEDED": "done", "PENDING": "sleep", "RUNNING": "sleep"}.get(
+        state.rsplit("_", 1)[1], "raise")
+    assert turn == expected
+    assert status == state
+
+
+def test_item_errors_and_missing_results() -> None:
+    error = wire.parse_result(REQUEST, {"error": {"code": 400, "message": "bad",
+                                                  "status": "INVALID_ARGUMENT"}}, "k").failure()
+    assert isinstance(error, ProviderError)
+    assert (error.error_type, error.error_code) == ("INVALID_ARGUMENT", "batch_errored")
+    batch = wire.parse_batch(response({"name": "batches/x", "metadata": {
+        "name": "batches/x", "state": "BATCH_STATE_EXPIRED"}})).unwrap()
+    assert wire.missing_result_error(batch, "k").error_code == "batch_expired"  # type: ignore[attr-defined]
+
+
+def test_upload_urls_must_stay_on_the_base_url() -> None:
+    base = "http://127.0.0.1:8080"
+    assert wire.upload_path(f"{base}/upload/v1beta/files?upload_id=1", base) == (
+        "/upload/v1beta/files?upload_id=1")
+    assert wire.upload_path("http://127.0.0.1:80800/upload", base) is None
+    assert wire.upload_path("https://evil.example/upload", base) is None
+
+
+def test_batch_names() -> None:
+    assert wire.batch_name("abc-1") == "batches/abc-1"
+    assert wire.batch_name("batches/abc-1") == "batches/abc-1"
+    for bad in ("", "batches/", "batches/../files", "x y", None):
+        with pytest.raises(ConfigurationError):
+            wire.batch_name(bad)
+
+
+@given(st.binary() | strategies.json_values.map(lambda v: json.dumps(v).encode()))
+def test_batch_parsers_never_raise(body: bytes) -> None:
+    for status in (200, 400):
+        assert isinstance(wire.parse_batch(WireResponse(status=status, body=body)),
+                          Success | Failure)
+        assert isinstance(wire.parse_file(WireResponse(status=status, body=body)),
+                          Success | Failure)
+    _, outcome = wire.parse_result_line(REQUEST, body)
+    assert isinstance(outcome, Success | Failure)
