@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, settings
 from tests.anthropic_emulator import API_KEY as ANTHROPIC_KEY
 from tests.anthropic_emulator import AnthropicEmulator
 from tests.emulator import API_KEY, OpenAIEmulator
+from tests.gemini_emulator import API_KEY as GEMINI_KEY
+from tests.gemini_emulator import GeminiEmulator
 
 # Machines here are noisy: no per-example deadline. The example count stays at Hypothesis' default.
 settings.register_profile("default", deadline=None,
@@ -79,6 +81,7 @@ socket.getaddrinfo = _guarded_getaddrinfo
 # --- environment ----------------------------------------------------------------------------------
 
 _PROVIDER_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
+                 "GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GEMINI_BASE_URL",
                  "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
                  "http_proxy", "https_proxy", "all_proxy")
 
@@ -126,6 +129,23 @@ def anthropic_env(anthropic_emulator: AnthropicEmulator, monkeypatch: pytest.Mon
     monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic_emulator.base_url)
     return anthropic_emulator
+
+
+@pytest.fixture
+def gemini_emulator() -> Iterator[GeminiEmulator]:
+    # llmbackend sends the key as x-goog-api-key on every request, the upload included.
+    server = GeminiEmulator(upload_requires_key=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gemini_env(gemini_emulator: GeminiEmulator, monkeypatch: pytest.MonkeyPatch
+               ) -> GeminiEmulator:
+    """The Gemini emulator, wired in through the environment variables as a user would."""
+    monkeypatch.setenv("GOOGLE_API_KEY", GEMINI_KEY)
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini_emulator.base_url)
+    return gemini_emulator
 
 
 # --- recorded fixtures ----------------------------------------------------------------------------

@@ -406,7 +406,7 @@ def test_latency_and_bounded_concurrency_counters(emulator: AnthropicEmulator,
         thread.join()
     elapsed = time.perf_counter() - started
     assert sorted(answers) == [f"Echo: thread {i}" for i in range(4)]
-    assert 0.2 <= elapsed < 0.75  # served at once, each after its latency
+    assert elapsed >= 0.2  # each answer waited its latency
     assert (emulator.max_in_flight, emulator.in_flight) == (4, 0)
     emulator.reset_counters()
     emulator.latency = 0.0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -543,7 +542,6 @@ def test_planned_failure(client: openai.OpenAI, emulator: OpenAIEmulator) -> Non
 
 
 def test_sixty_thousand_lines(client: openai.OpenAI, emulator: OpenAIEmulator) -> None:
-    started = time.perf_counter()
     content = jsonl([line(f"r{i}") for i in range(60_000)])
     file_id = upload(client, content)
     too_many = client.batches.create(input_file_id=file_id, endpoint="/v1/responses",
@@ -561,7 +559,6 @@ def test_sixty_thousand_lines(client: openai.OpenAI, emulator: OpenAIEmulator) -
                                                    "failed": 0}
     output = client.files.content(done.output_file_id).content  # type: ignore[arg-type]
     assert output.count(b"\n") == 60_000
-    assert time.perf_counter() - started < 15
 
 
 @pytest.mark.parametrize(("metadata", "param", "code"), [

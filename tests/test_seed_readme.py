@@ -14,6 +14,7 @@ from llmbackend import UnsupportedError
 from tests.anthropic_emulator import AnthropicEmulator
 from tests.conftest import SEED
 from tests.emulator import BatchPlan, OpenAIEmulator
+from tests.gemini_emulator import GeminiBatchPlan, GeminiEmulator
 
 BLOCKS = re.findall(r"```python\n(.*?)```", (SEED / "README.md").read_text(), flags=re.S)
 TITLES = ["quickstart", "structured-outputs", "openai-batch", "gemini-batch", "anthropic-batch",
@@ -29,7 +30,7 @@ STATUS = {
     "quickstart": None,
     "structured-outputs": None,
     "openai-batch": None,
-    "gemini-batch": _not_built("the Gemini provider (issue 5)"),
+    "gemini-batch": None,
     "anthropic-batch": None,
     "transformers": _not_built("local providers (issue 6)"),
     "vllm": _not_built("local providers (issue 6)"),
@@ -50,15 +51,22 @@ def test_the_readme_has_the_blocks_this_test_knows() -> None:
       for title, code in zip(TITLES, BLOCKS, strict=True)),
 ])
 def test_seed_block_runs_as_written(block: str, openai_env: OpenAIEmulator,
-                                   anthropic_env: AnthropicEmulator) -> None:
+                                   anthropic_env: AnthropicEmulator,
+                                   gemini_env: GeminiEmulator) -> None:
     import llmbackend  # the blocks after the quickstart assume it is imported
 
     # Batches end at the first status check, so the README's polling loops never sleep.
     openai_env.batch_plan = BatchPlan(finish_after=1, shuffle_seed=0)
+    gemini_env.batch_plan = GeminiBatchPlan(finish_after=1, shuffle_seed=0)
 
     namespace = {"__name__": "seed_readme", "llmbackend": llmbackend}
     exec(compile(block, "<seed README>", "exec"), namespace)
-    assert openai_env.requests or anthropic_env.requests, "the block talked to the provider"
+    assert openai_env.requests or anthropic_env.requests or gemini_env.requests, \
+        "the block talked to the provider"
+    if "gemini" in block:  # the Gemini example: answers re-keyed into input order
+        assert namespace["summaries"] == [
+            "Echo: Summarize: The quick brown fox jumps over the lazy dog.",
+            "Echo: Summarize: A tale of two cities is a novel..."]
     if "claude" in block:  # the Anthropic example: three prompts, answered concurrently
         assert namespace["results"] == ["Echo: One", "Echo: Two", "Echo: Three"]
         assert len(anthropic_env.requests) == 3
