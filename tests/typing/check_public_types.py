@@ -82,3 +82,5 @@ claude = llmbackend.client("anthropic", "claude-sonnet-4-5", structured_output="
 assert_type(claude.submit_batch(["a"], schema=summary_schema).results(), list[Summary])
 assert_type(llmbackend.get_batch("anthropic", "msgbatch_1", custom_ids=["a"]).custom_ids,
             tuple[str, ...])
+gemini_batch = llmbackend.client("gemini", "gemini-2.5-flash").submit_batch(["a"])
+assert_type(gemini_batch.results(), list[str])
