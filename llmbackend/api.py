@@ -33,6 +33,7 @@ from llmbackend.errors import (
     did_you_mean,
 )
 from llmbackend.providers import Provider, get_provider
+from llmbackend.providers.local import LOCAL_PROVIDERS, LocalProvider, check_options
 from llmbackend.retrying import RetryPolicy
 from llmbackend.transport import DEFAULT_TIMEOUT, HTTPTransport
 from llmbackend.types import (
@@ -48,6 +49,7 @@ from llmbackend.types import (
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from llmbackend.engines import Engine
     from llmbackend.jobs import Batch
 
 T = TypeVar("T")
@@ -252,22 +254,36 @@ class Client:
     """
 
     def __init__(self, provider: Provider, model: str, settings: ClientSettings) -> None:
+        self._name = provider.name
         self._provider = provider
         self.model = _check_model(model)
         self._settings = settings
         self._transport = open_transport(provider, settings)
+        self._engine: Engine | None = None
+
+    @classmethod
+    def _with_engine(cls, provider: LocalProvider, model: str, engine: Engine) -> Client:
+        """A client of a local provider: calls run in ``engine``, in this process."""
+        client = cls.__new__(cls)
+        client._name = provider.name
+        client.model = _check_model(model)
+        client._engine = engine
+        return client
 
     @property
     def provider(self) -> str:
-        return self._provider.name
+        return self._name
 
     def __repr__(self) -> str:
-        return (f"Client(provider={self.provider!r}, model={self.model!r}, "
-                f"base_url={self._settings.base_url!r})")
+        where = "in process" if self._engine is not None else self._settings.base_url
+        return f"Client(provider={self.provider!r}, model={self.model!r}, base_url={where!r})"
 
     def close(self) -> None:
-        """Close the pooled connections."""
-        self._transport.close()
+        """Close the pooled connections (or let go of a local model)."""
+        if self._engine is not None:
+            self._engine.close()
+        else:
+            self._transport.close()
 
     def __enter__(self) -> Client:
         return self
@@ -291,6 +307,8 @@ class Client:
     def generate(self, input: str, config: ConfigInput = None,
                  schema: StructuredOutput[Any] | None = None) -> Result[Generation[Any], LLMError]:
         """Typed face: the whole ``Generation`` on success, the ``LLMError`` as a ``Failure``."""
+        if self._engine is not None:
+            return _run_local(self._engine, self.model, input, config, schema)
         request = _request(self.model, input, config, schema, self._settings)
         return _run(self._provider, request, self._transport)
 
@@ -336,6 +354,9 @@ class Client:
         inputs or options raise ``ConfigurationError`` before anything is uploaded. See
         ``docs/batches.md``.
         """
+        if self._engine is not None:
+            return _submit_local(self._engine, self.model, inputs=inputs, config=config,
+                                 schema=schema, batch_options=batch_options)
         return _submit(self._provider, self.model, self._settings, self._transport,
                        inputs=inputs, config=config, schema=schema, batch_options=batch_options)
 
@@ -354,6 +375,10 @@ class Client:
         batch's answers come back as JSON values, checked against the schema in its input file).
         ``custom_ids`` lists the items in the order you want them back (needed for your own
         ids on Anthropic, which keeps no copy of the inputs; see docs/batches.md)."""
+        if self._engine is not None:
+            raise ConfigurationError(
+                message=f"{self.provider} runs batches in this process, at once: there is no "
+                "batch to re-attach to; keep the handle (or its results)", key="batch_id")
         return _attach(self._provider, self._settings, self._transport, batch_id,
                        schema=schema, custom_ids=custom_ids)
 
@@ -427,6 +452,40 @@ def _attach(provider: Provider, settings: ClientSettings, transport: HTTPTranspo
     return handle if order is None else jobs.Batch(handle._job, handle._state, order)
 
 
+def _run_local(engine: Engine, model: str, input: object, config: ConfigInput, schema: object
+               ) -> Result[Generation[Any], LLMError]:
+    if not isinstance(input, str):
+        raise ConfigurationError(
+            message=f"input must be a string (the prompt), got {type(input).__name__}",
+            key="input")
+    checked = _check_schema(schema)
+    (outcome,) = engine.generate([input], config_from(config), checked)
+    return outcome.bind(lambda generation: pipeline.attach_parsed(checked, generation))
+
+
+def _submit_local(engine: Engine, model: str, *, inputs: object, config: ConfigInput,
+                  schema: object, batch_options: Mapping[str, Any] | None) -> Batch[Any]:
+    from llmbackend import jobs
+    from llmbackend.batching import check_custom_ids, check_option_names
+
+    prompts = jobs.check_inputs(inputs)
+    checked = _check_schema(schema)
+    options = dict(batch_options or {})
+    check_option_names(options, ("mode", "custom_ids", "display_name"),
+                       f"the local provider {engine.provider.name!r}")
+    if options.get("mode", "immediate") != "immediate":
+        raise ConfigurationError(
+            message=f"{engine.provider.label} runs batches in this process (mode "
+            "'immediate'); it has no provider batch API", key="mode")
+    custom_ids = options.get("custom_ids")
+    ids = (check_custom_ids(custom_ids, len(prompts), None) if custom_ids is not None
+           else tuple(f"request-{i}" for i in range(len(prompts))))
+    outcomes = [outcome.bind(lambda generation: pipeline.attach_parsed(checked, generation))
+                for outcome in engine.generate(prompts, config_from(config), checked)]
+    job = jobs.CompletedJob(engine.provider.name, ids, outcomes, options.get("display_name"))
+    return jobs.CompletedBatch(job, unwrap_or_raise(job.refresh()))
+
+
 def _run(provider: Provider, request: GenerationRequest, transport: HTTPTransport
          ) -> Result[Generation[Any], LLMError]:
     def send(wire: WireRequest) -> Result[WireResponse, LLMError]:
@@ -460,8 +519,38 @@ def client(provider: str, model: str, **provider_options: Any) -> Client:
     (default 2), ``headers`` (extra HTTP headers) and ``drop_unsupported_params`` (drop, with a
     warning, config parameters the provider does not have, instead of failing).
     """
+    local_spec = _local_provider(provider)
+    if local_spec is not None:
+        return Client._with_engine(local_spec, model,
+                                   _open_engine(local_spec, model, provider_options))
     spec = get_provider(provider)
     return Client(spec, model, resolve_settings(spec, provider_options, os.environ))
+
+
+def _local_provider(name: object) -> LocalProvider | None:
+    return LOCAL_PROVIDERS.get(name.lower()) if isinstance(name, str) else None
+
+
+def _open_engine(spec: LocalProvider, model: str, options: Mapping[str, Any]) -> Engine:
+    from llmbackend.engines import open_engine
+
+    return open_engine(spec, _check_model(model), check_options(spec, options))
+
+
+# Top-level calls to a local provider reuse the loaded model: a model takes seconds to load.
+_ENGINES_LIMIT = 2
+_engines: dict[tuple[str, str, str], Engine] = {}
+
+
+def _shared_local_client(spec: LocalProvider, model: str, options: Mapping[str, Any]) -> Client:
+    key = (spec.name, str(model), repr(sorted(options.items())))
+    with _shared_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            if len(_engines) >= _ENGINES_LIMIT:
+                _engines.pop(next(iter(_engines))).close()
+            engine = _engines[key] = _open_engine(spec, model, options)
+    return Client._with_engine(spec, model, engine)
 
 
 @overload
@@ -486,8 +575,13 @@ def generate(provider: str, model: str, input: str, config: ConfigInput = None,
              ) -> Result[Generation[Any], LLMError]:
     """Typed face, one call: ``Result[Generation[T], LLMError]`` without making a client.
 
-    Connections are pooled and shared between calls with the same provider settings.
+    Connections are pooled and shared between calls with the same provider settings (and a
+    local provider's model stays loaded between calls).
     """
+    local_spec = _local_provider(provider)
+    if local_spec is not None:
+        return _shared_local_client(local_spec, model, provider_options).generate(
+            input, config, schema)
     spec = get_provider(provider)
     settings = resolve_settings(spec, provider_options, os.environ)
     request = _request(_check_model(model), input, config, schema, settings)
@@ -545,6 +639,10 @@ def create_batch(  # noqa: PLR0917 -- the seed README's signature, positional as
 ) -> Batch[Any]:
     """Start a provider batch job without making a client; the handle, as
     ``client(provider, model).submit_batch(...)`` returns it."""
+    local_spec = _local_provider(provider)
+    if local_spec is not None:
+        return _shared_local_client(local_spec, model, provider_options).submit_batch(
+            inputs, config, schema, batch_options)
     spec = get_provider(provider)
     settings = resolve_settings(spec, provider_options, os.environ)
     return _submit(spec, _check_model(model), settings, _shared_transport(spec, settings),

@@ -199,7 +199,10 @@ def test_missing_api_key_says_what_to_do() -> None:
 
 @pytest.mark.parametrize(("call", "error", "match"), [
     (lambda: llmbackend.client("opnai", "m"), ConfigurationError, "Did you mean 'openai'"),
-    (lambda: llmbackend.client("transformers", "m"), UnsupportedError, "not built yet"),
+    (lambda: llmbackend.client("transformers", "m", pipeline_kwarg={}), ConfigurationError,
+     "Did you mean 'pipeline_kwargs'"),
+    (lambda: llmbackend.client("mlx", "m", load_kwargs=[]), ConfigurationError,
+     "must be dict"),
     (lambda: llmbackend.client("openai", "m", api_key="k", timeot=3), ConfigurationError,
      "Did you mean 'timeout'"),
     (lambda: llmbackend.client("openai", "m", api_key="k", timeout=0), ConfigurationError,

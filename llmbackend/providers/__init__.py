@@ -70,11 +70,9 @@ _REGISTRY: dict[str, Callable[[], Provider]] = {
 }
 
 #: Providers the seed README names that are not built yet, with the issue that builds them.
-PLANNED: dict[str, str] = {
-    "transformers": "local transformers models (issue 6)",
-    "vllm": "local vLLM models (issue 6)",
-    "mlx": "local MLX models (issue 6)",
-}
+PLANNED: dict[str, str] = {}
+#: The local providers (``llmbackend.providers.local``): not HTTP, served by ``engines``.
+LOCAL = ("transformers", "vllm", "mlx")
 
 
 def path_segment(value: str, safe: str = "") -> str:
@@ -105,8 +103,9 @@ def get_provider(name: Any) -> Provider:
             provider=name,
             parameter="provider",
         )
-    hint = did_you_mean(name.lower(), [*_REGISTRY, *PLANNED])
+    known = [*_REGISTRY, *LOCAL]
+    hint = did_you_mean(name.lower(), known)
     raise ConfigurationError(
-        message=f"unknown provider {name!r}.{hint} Available: {', '.join(_REGISTRY)}.",
+        message=f"unknown provider {name!r}.{hint} Available: {', '.join(known)}.",
         key="provider",
     )

@@ -1,0 +1,199 @@
+"""Effectful: the in-process local runtimes (transformers, vLLM, MLX). Loads a model once per
+engine, renders chat input, runs a whole batch in one call, and turns the runtime's output into
+``Generation`` values.
+
+Strategy: the runtimes are imported on first use, never at ``import llmbackend``; a missing one is
+a ``MissingDependencyError`` naming the pip extra. Everything that can be decided without the
+runtime (chat input, config mapping) is decided by the pure ``llmbackend.providers.local``.
+Generation holds a lock: the runtimes' random state and model are not safe to share between
+threads.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from returns.result import Result, Success
+
+from llmbackend.errors import LLMError, MissingDependencyError, UnsupportedError
+from llmbackend.providers import local
+from llmbackend.types import FinishReason, Generation, GenerationConfig, StructuredOutput, Usage
+
+
+def require(provider: local.LocalProvider) -> None:
+    """Raise ``MissingDependencyError`` unless ``provider``'s runtime is installed (cheap: looks
+    the modules up without importing them)."""
+    missing = [name for name in provider.modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingDependencyError(
+            message=f"the {provider.label} provider needs {', '.join(missing)}: "
+            f"pip install 'llmbackend[{provider.extra}]'", provider=provider.name,
+            extra=provider.extra)
+
+
+class Engine:
+    """One loaded model of one local runtime."""
+
+    provider: local.LocalProvider
+
+    def __init__(self, model: str, options: Mapping[str, Any]) -> None:
+        self.model = model
+        self.options = dict(options)
+        self._lock = threading.Lock()
+        self._loaded = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r})"
+
+    def generate(self, prompts: Sequence[str], config: GenerationConfig,
+                 schema: StructuredOutput[Any] | None) -> list[Result[Generation[str], LLMError]]:
+        """Every prompt's answer, in order, from one batched run of the runtime."""
+        inputs = local.prompt_inputs(
+            prompts, config, apply_chat_template=bool(self.options.get("apply_chat_template")))
+        with self._lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+            return self._generate(inputs, config, schema)
+
+    def close(self) -> None:
+        """Let go of the model (the runtime frees it when nothing else holds it)."""
+        with self._lock:
+            self._unload()
+            self._loaded = False
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _unload(self) -> None:
+        raise NotImplementedError
+
+    def _generate(self, inputs: Sequence[local.PromptInput], config: GenerationConfig,
+                  schema: StructuredOutput[Any] | None
+                  ) -> list[Result[Generation[str], LLMError]]:
+        raise NotImplementedError
+
+    def _result(self, text: str, finish: FinishReason, prompt_tokens: int,
+                completion_tokens: int, raw: Mapping[str, Any]
+                ) -> Result[Generation[str], LLMError]:
+        return Success(Generation(
+            text=text, parsed=text, finish_reason=finish, provider=self.provider.name,
+            model=self.model, usage=Usage(input_tokens=prompt_tokens,
+                                          output_tokens=completion_tokens),
+            raw=raw))
+
+
+def _cut_at_stop(text: str, stops: Sequence[str] | None) -> tuple[str, bool]:
+    """``text`` up to the earliest stop string (excluded), and whether one was found."""
+    if not stops:
+        return text, False
+    found = [index for index in (text.find(stop) for stop in stops) if index >= 0]
+    return (text[:min(found)], True) if found else (text, False)
+
+
+# --- transformers ---------------------------------------------------------------------------------
+
+
+class TransformersEngine(Engine):
+    """transformers: the model and tokenizer from ``transformers.pipeline("text-generation",
+    ...)`` (``pipeline_kwargs``, ``model_kwargs`` and ``tokenizer`` go there), and each batch in
+    one ``model.generate`` call with left padding."""
+
+    provider = local.LOCAL_PROVIDERS["transformers"]
+
+    def _load(self) -> None:
+        import transformers
+
+        pipeline_kwargs = dict(self.options.get("pipeline_kwargs") or {})
+        self._batch_size = pipeline_kwargs.get("batch_size")
+        pipe: Any = transformers.pipeline(
+            "text-generation", model=self.model, tokenizer=self.options.get("tokenizer"),
+            model_kwargs=dict(self.options.get("model_kwargs") or {}), **pipeline_kwargs)
+        # Typed loosely: transformers' own annotations do not describe these objects well.
+        self._model: Any = pipe.model
+        self._tokenizer: Any = pipe.tokenizer
+        tokenizer = self._tokenizer
+        tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    def _unload(self) -> None:
+        self.__dict__.pop("_model", None)
+        self.__dict__.pop("_tokenizer", None)
+
+    def _generate(self, inputs: Sequence[local.PromptInput], config: GenerationConfig,
+                  schema: StructuredOutput[Any] | None
+                  ) -> list[Result[Generation[str], LLMError]]:
+        import torch
+        import transformers
+
+        if schema is not None:
+            raise UnsupportedError(
+                message="structured outputs are not available on the transformers provider in "
+                "this version: use vLLM (StructuredOutputsParams) or a remote provider",
+                provider="transformers", parameter="schema")
+        kwargs = local.transformers_generate_kwargs(config)
+        stops = kwargs.get("stop_strings")
+        if stops:
+            kwargs["tokenizer"] = self._tokenizer
+        add_generation_prompt = self.options.get("add_generation_prompt", True)
+        texts = [item.text if item.text is not None else self._tokenizer.apply_chat_template(
+            list(item.messages or ()), add_generation_prompt=add_generation_prompt,
+            tokenize=False) for item in inputs]
+        templated = [item.messages is not None for item in inputs]
+        size = self._batch_size or len(texts)
+        results: list[Result[Generation[str], LLMError]] = []
+        for start in range(0, len(texts), size):
+            chunk = texts[start:start + size]
+            # A chat template writes its own special tokens; raw text gets the tokenizer's.
+            encoded = self._tokenizer(chunk, return_tensors="pt", padding=True,
+                                      add_special_tokens=not any(templated[start:start + size]))
+            if config.seed is not None:
+                transformers.set_seed(config.seed)
+            with torch.no_grad():
+                output = self._model.generate(
+                    **encoded, **kwargs, pad_token_id=self._tokenizer.pad_token_id)
+            width = encoded["input_ids"].shape[1]
+            prompt_counts = encoded["attention_mask"].sum(dim=1).tolist()
+            for row, prompt_tokens in zip(output, prompt_counts, strict=True):
+                results.append(self._decode(row[width:].tolist(), int(prompt_tokens), stops,
+                                            kwargs["max_new_tokens"]))
+        return results
+
+    def _decode(self, new_ids: list[int], prompt_tokens: int, stops: Sequence[str] | None,
+                budget: int) -> Result[Generation[str], LLMError]:
+        tokenizer = self._tokenizer
+        eos = _ids(self._model.generation_config.eos_token_id) | _ids(tokenizer.eos_token_id)
+        cut = next((i for i, token in enumerate(new_ids) if token in eos), None)
+        generated = new_ids if cut is None else new_ids[:cut + 1]
+        kept = generated if cut is None else generated[:-1]
+        text, stopped = _cut_at_stop(tokenizer.decode(kept, skip_special_tokens=True), stops)
+        finish: FinishReason = ("stop" if cut is not None or stopped
+                                else "length" if len(generated) >= budget else "stop")
+        return self._result(text, finish, prompt_tokens, len(generated),
+                            {"token_ids": generated})
+
+
+def _ids(value: object) -> set[int]:
+    if isinstance(value, int):
+        return {value}
+    if isinstance(value, list | tuple):
+        return {v for v in value if isinstance(v, int)}
+    return set()
+
+
+ENGINES: Mapping[str, type[Engine]] = {"transformers": TransformersEngine}
+
+
+def open_engine(provider: local.LocalProvider, model: str, options: Mapping[str, Any]) -> Engine:
+    """A new engine for ``model`` (loaded on its first generation)."""
+    require(provider)
+    engine = ENGINES.get(provider.name)
+    if engine is None:
+        raise UnsupportedError(
+            message=f"the {provider.label} provider is not available in this version of "
+            "llmbackend yet", provider=provider.name, parameter="provider")
+    return engine(model, options)

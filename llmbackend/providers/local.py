@@ -1,0 +1,252 @@
+"""Pure: the local providers (transformers, vLLM, MLX): their options, the chat input of each
+prompt, and the mapping of the portable config to each runtime's generation arguments.
+
+The runtimes themselves live in the effectful ``llmbackend.engines``; everything here is data in,
+data out, and is property-tested like the remote providers.
+
+Chat input, per prompt (the seed README's contract):
+- ``config.extra["conversation"]`` (one list of messages for every prompt) or
+  ``config.extra["conversations"]`` (one list per prompt) is the chat input. When it ends with a
+  ``user`` message it fully defines the request and the prompt string is not used; when it does
+  not (e.g. only a ``system`` message), the prompt is appended as the ``user`` message;
+- otherwise, with the provider option ``apply_chat_template=True`` the prompt is wrapped in one
+  ``user`` message; without it the prompt is sent as raw text.
+A chat input is rendered with the tokenizer's chat template (``add_generation_prompt``, default
+true, appends the assistant turn's opening).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from attrs import field, frozen
+
+from llmbackend.errors import ConfigurationError, UnsupportedError
+from llmbackend.types import GenerationConfig
+
+#: ``max_tokens`` when the config sets none (vLLM's own default would be 16 tokens).
+DEFAULT_MAX_TOKENS = 256
+
+Message = Mapping[str, Any]
+
+
+@frozen(kw_only=True)
+class LocalProvider:
+    """A local provider: its name, the pip extra that installs its runtime, the modules that
+    runtime needs, and the provider options it takes with their types."""
+
+    name: str
+    label: str
+    extra: str
+    modules: tuple[str, ...]
+    options: Mapping[str, tuple[type, ...]] = field(factory=dict)
+
+
+_CHAT = {"apply_chat_template": (bool,), "add_generation_prompt": (bool,)}
+LOCAL_PROVIDERS: Mapping[str, LocalProvider] = {
+    "transformers": LocalProvider(
+        name="transformers", label="transformers", extra="transformers",
+        modules=("torch", "transformers"),
+        options={"pipeline_kwargs": (dict,), "model_kwargs": (dict,), "tokenizer": (object,),
+                 **_CHAT}),
+    "vllm": LocalProvider(
+        name="vllm", label="vLLM", extra="vllm", modules=("vllm",),
+        options={"llm_kwargs": (dict,)}),
+    "mlx": LocalProvider(
+        name="mlx", label="MLX", extra="mlx", modules=("mlx", "mlx_lm"),
+        options={"load_kwargs": (dict,), **_CHAT}),
+}
+
+
+def check_options(provider: LocalProvider, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Pure: ``options`` checked against what ``provider`` takes; ``ConfigurationError`` naming
+    an unknown option or a value of the wrong type."""
+    from llmbackend.errors import did_you_mean
+
+    for name, value in options.items():
+        kinds = provider.options.get(name)
+        if kinds is None:
+            known = tuple(provider.options)
+            raise ConfigurationError(
+                message=f"unknown option {name!r} for provider {provider.name!r}."
+                f"{did_you_mean(str(name), known)} Options: {', '.join(known)}.", key=str(name))
+        if not isinstance(value, kinds):
+            raise ConfigurationError(
+                message=f"option {name!r} for provider {provider.name!r} must be "
+                f"{' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__}",
+                key=name)
+    return dict(options)
+
+
+# --- chat input -----------------------------------------------------------------------------------
+
+#: ``config.extra`` keys llmbackend reads itself for local providers (never passed on).
+CHAT_KEYS = ("conversation", "conversations")
+
+
+@frozen(kw_only=True)
+class PromptInput:
+    """One request's input: raw ``text``, or ``messages`` to render with the chat template."""
+
+    text: str | None = None
+    messages: tuple[Message, ...] | None = None
+
+
+def prompt_inputs(prompts: Sequence[str], config: GenerationConfig, *,
+                  apply_chat_template: bool) -> list[PromptInput]:
+    """Pure: the input of each prompt, by the rules in the module docstring. Raises
+    ``ConfigurationError`` for a malformed conversation, or ``conversations`` whose length is not
+    the number of prompts."""
+    extra = config.extra
+    if "conversation" in extra and "conversations" in extra:
+        raise ConfigurationError(
+            message="give config.extra['conversation'] (one for every prompt) or "
+            "['conversations'] (one per prompt), not both", key="conversations")
+    if "conversations" in extra:
+        conversations = extra["conversations"]
+        if not isinstance(conversations, list) or len(conversations) != len(prompts):
+            count = len(conversations) if isinstance(conversations, list) else "not a list"
+            raise ConfigurationError(
+                message=f"config.extra['conversations'] must be a list of one conversation per "
+                f"prompt: {len(prompts)} prompts, got {count}", key="conversations")
+        chats: list[Any] = conversations
+    elif "conversation" in extra:
+        chats = [extra["conversation"]] * len(prompts)
+    else:
+        chats = [None] * len(prompts)
+    inputs = []
+    for index, (prompt, chat) in enumerate(zip(prompts, chats, strict=True)):
+        if chat is None:
+            inputs.append(PromptInput(messages=({"role": "user", "content": prompt},))
+                          if apply_chat_template else PromptInput(text=prompt))
+            continue
+        messages = check_messages(chat, index)
+        if messages[-1]["role"] != "user":
+            messages = (*messages, {"role": "user", "content": prompt})
+        inputs.append(PromptInput(messages=messages))
+    return inputs
+
+
+def check_messages(chat: object, index: int) -> tuple[Message, ...]:
+    """Pure: ``chat`` as a tuple of ``{"role", "content"}`` messages, or ``ConfigurationError``
+    saying what is wrong with conversation number ``index``."""
+    if not isinstance(chat, list | tuple) or not chat:
+        raise ConfigurationError(
+            message=f"conversation #{index} must be a non-empty list of messages "
+            "({'role': ..., 'content': ...})", key="conversation")
+    for number, message in enumerate(chat):
+        if not (isinstance(message, Mapping) and isinstance(message.get("role"), str)
+                and isinstance(message.get("content"), str)):
+            raise ConfigurationError(
+                message=f"message #{number} of conversation #{index} must be a dict with a "
+                "string 'role' and a string 'content'", key="conversation")
+    return tuple(dict(message) for message in chat)
+
+
+def passthrough(config: GenerationConfig, reserved: Sequence[str] = ()) -> dict[str, Any]:
+    """Pure: the ``config.extra`` entries to pass on to the runtime (all but the chat input,
+    ``stop`` and ``reserved``)."""
+    return {key: value for key, value in config.extra.items()
+            if key not in CHAT_KEYS and key != "stop" and key not in reserved}
+
+
+def stop_strings(config: GenerationConfig, provider: str) -> list[str] | None:
+    """Pure: ``config.extra["stop"]`` as a list of strings (``None`` when unset)."""
+    stop = config.extra.get("stop")
+    if stop is None:
+        return None
+    sequences = [stop] if isinstance(stop, str) else stop
+    if not isinstance(sequences, list) or not all(isinstance(s, str) and s for s in sequences):
+        raise UnsupportedError(message="config.extra['stop'] must be a non-empty string or a "
+                               "list of them", provider=provider, parameter="stop")
+    return list(sequences)
+
+
+def is_greedy(config: GenerationConfig) -> bool:
+    """Pure: temperature unset or 0 means greedy decoding."""
+    return not config.temperature
+
+
+def max_tokens(config: GenerationConfig) -> int:
+    """Pure: the token budget: ``config.max_tokens`` or ``DEFAULT_MAX_TOKENS``."""
+    return config.max_tokens if config.max_tokens is not None else DEFAULT_MAX_TOKENS
+
+
+# --- per runtime ----------------------------------------------------------------------------------
+
+#: ``generate`` arguments llmbackend sets itself for transformers (not to be given in ``extra``).
+TRANSFORMERS_RESERVED = ("max_new_tokens", "do_sample", "temperature", "top_p",
+                         "stop_strings", "input_ids", "attention_mask", "generation_config",
+                         "tokenizer", "logits_processor")
+
+
+def transformers_generate_kwargs(config: GenerationConfig) -> dict[str, Any]:
+    """Pure: the keyword arguments of ``model.generate`` for ``config`` (the seed is applied by
+    the engine, which owns the random state): ``max_new_tokens``, ``do_sample`` (false when
+    greedy), ``temperature`` / ``top_p`` when sampling, ``stop_strings``, and every other
+    ``extra`` entry as is."""
+    _refuse_reserved(config, TRANSFORMERS_RESERVED, "transformers")
+    kwargs: dict[str, Any] = {"max_new_tokens": max_tokens(config)}
+    if is_greedy(config):
+        kwargs["do_sample"] = False
+        if config.top_p is not None:
+            raise UnsupportedError(
+                message="top_p needs sampling: set a temperature above 0 with it (greedy "
+                "decoding, temperature 0 or unset, has no top_p)", provider="transformers",
+                parameter="top_p")
+    else:
+        kwargs["do_sample"] = True
+        kwargs["temperature"] = config.temperature
+        if config.top_p is not None:
+            kwargs["top_p"] = config.top_p
+    stops = stop_strings(config, "transformers")
+    if stops:
+        kwargs["stop_strings"] = stops
+    kwargs.update(passthrough(config))
+    return kwargs
+
+
+VLLM_RESERVED = ("max_tokens", "temperature", "top_p", "seed", "n", "structured_outputs",
+                 "guided_decoding")
+
+
+def vllm_sampling_kwargs(config: GenerationConfig) -> dict[str, Any]:
+    """Pure: the keyword arguments of vLLM's ``SamplingParams`` for ``config``: ``temperature``
+    (0 when unset: greedy), ``top_p``, ``max_tokens``, ``seed``, ``stop``, and every other
+    ``extra`` entry as is (penalties, ``top_k``, ``min_p``...)."""
+    _refuse_reserved(config, VLLM_RESERVED, "vllm")
+    kwargs: dict[str, Any] = {"temperature": config.temperature or 0.0,
+                              "max_tokens": max_tokens(config)}
+    if config.top_p is not None:
+        kwargs["top_p"] = config.top_p
+    if config.seed is not None:
+        kwargs["seed"] = config.seed
+    stops = stop_strings(config, "vllm")
+    if stops:
+        kwargs["stop"] = stops
+    kwargs.update(passthrough(config))
+    return kwargs
+
+
+MLX_RESERVED = ("max_tokens", "sampler", "temp", "top_p", "prompt", "logits_processors")
+
+
+def mlx_sampler_kwargs(config: GenerationConfig) -> dict[str, Any]:
+    """Pure: the keyword arguments of ``mlx_lm.sample_utils.make_sampler`` for ``config``:
+    ``temp`` (0 when unset: greedy) and ``top_p``; other ``extra`` entries that
+    ``make_sampler`` takes (``min_p``, ``top_k``...) are added by the engine."""
+    _refuse_reserved(config, MLX_RESERVED, "mlx")
+    kwargs: dict[str, Any] = {"temp": config.temperature or 0.0}
+    if config.top_p is not None:
+        kwargs["top_p"] = config.top_p
+    return kwargs
+
+
+def _refuse_reserved(config: GenerationConfig, reserved: Sequence[str], provider: str) -> None:
+    for key in reserved:
+        if key in config.extra:
+            raise UnsupportedError(
+                message=f"config.extra[{key!r}] collides with what llmbackend sets from the "
+                "config for the runtime; use the config field (temperature, top_p, max_tokens, "
+                "seed, extra['stop']) instead", provider=provider, parameter=key)
