@@ -18,7 +18,12 @@ from typing import Any
 
 from returns.result import Result, Success
 
-from llmbackend.errors import LLMError, MissingDependencyError, UnsupportedError
+from llmbackend.errors import (
+    ConfigurationError,
+    LLMError,
+    MissingDependencyError,
+    UnsupportedError,
+)
 from llmbackend.providers import local
 from llmbackend.types import FinishReason, Generation, GenerationConfig, StructuredOutput, Usage
 
@@ -55,7 +60,12 @@ class Engine:
             prompts, config, apply_chat_template=bool(self.options.get("apply_chat_template")))
         with self._lock:
             if not self._loaded:
-                self._load()
+                try:
+                    self._load()
+                except (OSError, ValueError, RuntimeError) as exc:  # missing or broken model
+                    raise ConfigurationError(
+                        message=f"{self.provider.label} could not load the model "
+                        f"{self.model!r}: {type(exc).__name__}: {exc}", key="model") from exc
                 self._loaded = True
             return self._generate(inputs, config, schema)
 
@@ -158,13 +168,13 @@ class TransformersEngine(Engine):
                     **encoded, **kwargs, pad_token_id=self._tokenizer.pad_token_id)
             width = encoded["input_ids"].shape[1]
             prompt_counts = encoded["attention_mask"].sum(dim=1).tolist()
-            for row, prompt_tokens in zip(output, prompt_counts, strict=True):
-                results.append(self._decode(row[width:].tolist(), int(prompt_tokens), stops,
-                                            kwargs["max_new_tokens"]))
+            for prompt, row, prompt_tokens in zip(chunk, output, prompt_counts, strict=True):
+                results.append(self._decode(prompt, row[width:].tolist(), int(prompt_tokens),
+                                            stops, kwargs["max_new_tokens"]))
         return results
 
-    def _decode(self, new_ids: list[int], prompt_tokens: int, stops: Sequence[str] | None,
-                budget: int) -> Result[Generation[str], LLMError]:
+    def _decode(self, prompt: str, new_ids: list[int], prompt_tokens: int,
+                stops: Sequence[str] | None, budget: int) -> Result[Generation[str], LLMError]:
         tokenizer = self._tokenizer
         eos = _ids(self._model.generation_config.eos_token_id) | _ids(tokenizer.eos_token_id)
         cut = next((i for i, token in enumerate(new_ids) if token in eos), None)
@@ -174,7 +184,7 @@ class TransformersEngine(Engine):
         finish: FinishReason = ("stop" if cut is not None or stopped
                                 else "length" if len(generated) >= budget else "stop")
         return self._result(text, finish, prompt_tokens, len(generated),
-                            {"token_ids": generated})
+                            {"prompt": prompt, "token_ids": kept})
 
 
 def _ids(value: object) -> set[int]:
@@ -185,7 +195,92 @@ def _ids(value: object) -> set[int]:
     return set()
 
 
-ENGINES: Mapping[str, type[Engine]] = {"transformers": TransformersEngine}
+# --- MLX ------------------------------------------------------------------------------------------
+
+
+class MLXEngine(Engine):
+    """MLX: the model from ``mlx_lm.load`` (``load_kwargs`` go there), and each batch in one
+    ``mlx_lm.batch_generate`` call. ``config.extra`` entries go to ``make_sampler`` (``top_k``,
+    ``min_p``...), ``make_logits_processors`` (``repetition_penalty``, ``logit_bias``...) or the
+    batch generator (``completion_batch_size``...), whichever takes them."""
+
+    provider = local.LOCAL_PROVIDERS["mlx"]
+
+    def _load(self) -> None:
+        import mlx_lm
+
+        loaded: Any = mlx_lm.load(self.model, **dict(self.options.get("load_kwargs") or {}))
+        self._model: Any = loaded[0]
+        self._tokenizer: Any = loaded[1]
+
+    def _unload(self) -> None:
+        self.__dict__.pop("_model", None)
+        self.__dict__.pop("_tokenizer", None)
+
+    def _generate(self, inputs: Sequence[local.PromptInput], config: GenerationConfig,
+                  schema: StructuredOutput[Any] | None
+                  ) -> list[Result[Generation[str], LLMError]]:
+        import inspect
+
+        import mlx.core as mx
+        import mlx_lm
+        from mlx_lm import sample_utils
+        from mlx_lm.generate import BatchGenerator  # the module, not the function of that name
+
+        if schema is not None:
+            raise UnsupportedError(
+                message="structured outputs are not available on the MLX provider in this "
+                "version: use vLLM (StructuredOutputsParams) or a remote provider",
+                provider="mlx", parameter="schema")
+        sampler_kwargs = local.mlx_sampler_kwargs(config)
+        processor_kwargs: dict[str, Any] = {}
+        generator_kwargs: dict[str, Any] = {}
+        takes = {name: set(inspect.signature(function).parameters) for name, function in (
+            ("sampler", sample_utils.make_sampler),
+            ("processors", sample_utils.make_logits_processors),
+            ("generator", BatchGenerator.__init__))}
+        for key, value in local.passthrough(config).items():
+            if key in takes["sampler"]:
+                sampler_kwargs[key] = value
+            elif key in takes["processors"]:
+                processor_kwargs[key] = value
+            elif key in takes["generator"] and key not in ("self", "model"):
+                generator_kwargs[key] = value
+            else:
+                raise UnsupportedError(
+                    message=f"config.extra[{key!r}] is not an MLX sampling or generation option "
+                    "(make_sampler, make_logits_processors or BatchGenerator)",
+                    provider="mlx", parameter=key)
+        stops = local.stop_strings(config, "mlx")
+        budget = local.max_tokens(config)
+        add_generation_prompt = self.options.get("add_generation_prompt", True)
+        prompts = [
+            item.text if item.text is not None else self._tokenizer.apply_chat_template(
+                list(item.messages or ()), add_generation_prompt=add_generation_prompt,
+                tokenize=False) for item in inputs]
+        encoded = [self._tokenizer.encode(prompt, add_special_tokens=item.text is not None)
+                   for prompt, item in zip(prompts, inputs, strict=True)]
+        if config.seed is not None:
+            mx.random.seed(config.seed)
+        response = mlx_lm.batch_generate(
+            self._model, self._tokenizer, encoded, max_tokens=budget, return_token_ids=True,
+            sampler=sample_utils.make_sampler(**sampler_kwargs),
+            logits_processors=sample_utils.make_logits_processors(**processor_kwargs) or None,
+            **generator_kwargs)
+        results = []
+        for prompt, ids, token_ids in zip(prompts, encoded, response.token_ids or [],
+                                          strict=True):
+            generated = [int(token) for token in token_ids]
+            # batch_generate leaves out the eos that ended a sequence: one more token was made.
+            ended = len(generated) < budget
+            text, stopped = _cut_at_stop(self._tokenizer.decode(generated), stops)
+            finish: FinishReason = "stop" if ended or stopped else "length"
+            results.append(self._result(text, finish, len(ids), len(generated) + int(ended),
+                                        {"prompt": prompt, "token_ids": generated}))
+        return results
+
+
+ENGINES: Mapping[str, type[Engine]] = {"transformers": TransformersEngine, "mlx": MLXEngine}
 
 
 def open_engine(provider: local.LocalProvider, model: str, options: Mapping[str, Any]) -> Engine:

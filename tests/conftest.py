@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for transport in list(llmbackend.api._shared.values()):
         transport.close()
     llmbackend.api._shared.clear()
+    for engine in list(llmbackend.api._engines.values()):
+        engine.close()
+    llmbackend.api._engines.clear()
 
 
 @pytest.fixture
@@ -146,6 +150,47 @@ def gemini_env(gemini_emulator: GeminiEmulator, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("GOOGLE_API_KEY", GEMINI_KEY)
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini_emulator.base_url)
     return gemini_emulator
+
+
+# --- local models -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama model with a trained byte-level BPE tokenizer, built offline."""
+    from tests.tiny_model import tiny_model_dir
+
+    return tiny_model_dir(tmp_path_factory)
+
+
+@pytest.fixture
+def offline_hub(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                ) -> Callable[[str], Path]:
+    """``serve(repo_id)`` puts the tiny model in an offline Hugging Face cache under that repo
+    id, so that code naming a Hub model (the seed README's examples) runs as written."""
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    try:  # huggingface_hub reads these once, at import
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - installed with transformers
+        pass
+    else:
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+
+    def serve(repo_id: str) -> Path:
+        org, name = repo_id.split("/")
+        root = cache / f"models--{org}--{name}"
+        snapshot = root / "snapshots" / ("0" * 40)
+        snapshot.mkdir(parents=True, exist_ok=True)
+        (root / "refs").mkdir(exist_ok=True)
+        (root / "refs" / "main").write_text("0" * 40)
+        for file in tiny_model.iterdir():
+            shutil.copy(file, snapshot / file.name)
+        return snapshot
+
+    return serve
 
 
 # --- recorded fixtures ----------------------------------------------------------------------------

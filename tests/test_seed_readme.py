@@ -6,11 +6,14 @@ when that issue lands, the xfail turns into a failure until the block is switche
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from llmbackend import UnsupportedError
+from llmbackend import MissingDependencyError, UnsupportedError
 from tests.anthropic_emulator import AnthropicEmulator
 from tests.conftest import SEED
 from tests.emulator import BatchPlan, OpenAIEmulator
@@ -22,8 +25,13 @@ TITLES = ["quickstart", "structured-outputs", "openai-batch", "gemini-batch", "a
 
 
 def _not_built(issue: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(raises=(AttributeError, UnsupportedError), strict=True,
-                             reason=f"needs {issue}")
+    return pytest.mark.xfail(raises=(AttributeError, UnsupportedError, MissingDependencyError),
+                             strict=True, reason=f"needs {issue}")
+
+
+def _needs(module: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(importlib.util.find_spec(module) is None,
+                              reason=f"{module} is not installed")
 
 
 STATUS = {
@@ -32,9 +40,9 @@ STATUS = {
     "openai-batch": None,
     "gemini-batch": None,
     "anthropic-batch": None,
-    "transformers": _not_built("local providers (issue 6)"),
-    "vllm": _not_built("local providers (issue 6)"),
-    "mlx": _not_built("local providers (issue 6)"),
+    "transformers": _needs("transformers"),
+    "vllm": _not_built("the vLLM engine (issue 6)"),
+    "mlx": _needs("mlx_lm"),
 }
 
 
@@ -52,17 +60,26 @@ def test_the_readme_has_the_blocks_this_test_knows() -> None:
 ])
 def test_seed_block_runs_as_written(block: str, openai_env: OpenAIEmulator,
                                    anthropic_env: AnthropicEmulator,
-                                   gemini_env: GeminiEmulator) -> None:
+                                   gemini_env: GeminiEmulator,
+                                   offline_hub: Callable[[str], Path]) -> None:
     import llmbackend  # the blocks after the quickstart assume it is imported
 
+    # The local examples name Hub models: the tiny test model answers under their names.
+    for repo in ("mistralai/Mistral-7B-Instruct-v0.3", "facebook/opt-125m",
+                 "mlx-community/Llama-3.2-3B-Instruct-4bit"):
+        offline_hub(repo)
     # Batches end at the first status check, so the README's polling loops never sleep.
     openai_env.batch_plan = BatchPlan(finish_after=1, shuffle_seed=0)
     gemini_env.batch_plan = GeminiBatchPlan(finish_after=1, shuffle_seed=0)
 
     namespace = {"__name__": "seed_readme", "llmbackend": llmbackend}
     exec(compile(block, "<seed README>", "exec"), namespace)
-    assert openai_env.requests or anthropic_env.requests or gemini_env.requests, \
+    local = any(f'"{name}"' in block for name in ("transformers", "vllm", "mlx"))
+    assert local or openai_env.requests or anthropic_env.requests or gemini_env.requests, \
         "the block talked to the provider"
+    if local and "batch" in namespace:  # one answer per prompt, every one a string
+        results = namespace["batch"].results()  # type: ignore[attr-defined]
+        assert len(results) == 2 and all(isinstance(text, str) for text in results)
     if "gemini" in block:  # the Gemini example: answers re-keyed into input order
         assert namespace["summaries"] == [
             "Echo: Summarize: The quick brown fox jumps over the lazy dog.",

@@ -1,0 +1,170 @@
+"""The local runtimes for real (transformers, MLX; vLLM where installed) on the tiny model built
+offline by tests/tiny_model.py. Assertions are about structure, never about the (random) text:
+determinism, seeds, finish reasons, token counts, batched equals one by one, chat templates, and
+the same greedy tokens from every runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import llmbackend
+from llmbackend import ConfigurationError, Generation, UnsupportedError
+
+pytestmark = pytest.mark.runtime
+
+RUNTIMES = [
+    pytest.param("transformers", id="transformers"),
+    pytest.param("mlx", id="mlx", marks=pytest.mark.skipif(
+        not __import__("importlib").util.find_spec("mlx_lm"), reason="mlx-lm not installed")),
+]
+PROMPTS = ["Hello", "Why is the sky blue?", "Tell me a story about a small red boat"]
+
+
+def clients(tiny_model: Path, **options: Any) -> dict[str, llmbackend.Client]:
+    return {runtime.values[0]: llmbackend.client(runtime.values[0], str(tiny_model), **options)
+            for runtime in RUNTIMES if not any(m.name == "skipif" and m.args[0]
+                                               for m in runtime.marks)}
+
+
+def generations(client: llmbackend.Client, prompts: list[str], **config: Any
+                ) -> list[Generation[str]]:
+    return [outcome.unwrap() for outcome in
+            client.submit_batch(prompts, config=config or None).outcomes()]
+
+
+@pytest.fixture(scope="module")
+def chat(tiny_model: Path) -> dict[str, llmbackend.Client]:
+    made = clients(tiny_model, apply_chat_template=True)
+    yield made  # type: ignore[misc]
+    for client in made.values():
+        client.close()
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_greedy_is_deterministic_and_batched_equals_one_by_one(
+    chat: dict[str, llmbackend.Client], runtime: str
+) -> None:
+    client = chat[runtime]
+    batched = generations(client, PROMPTS, max_tokens=12)
+    again = generations(client, PROMPTS, max_tokens=12)
+    one_by_one = [generations(client, [prompt], max_tokens=12)[0] for prompt in PROMPTS]
+    assert [g.raw["token_ids"] for g in batched] == [g.raw["token_ids"] for g in again]
+    assert [g.raw["token_ids"] for g in batched] == [g.raw["token_ids"] for g in one_by_one]
+    assert [g.text for g in batched] == [g.text for g in one_by_one]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_finish_reasons_and_token_counts(chat: dict[str, llmbackend.Client], runtime: str,
+                                         tiny_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model), local_files_only=True)
+    short, long = generations(chat[runtime], ["Hello", PROMPTS[2]], max_tokens=12)
+    # The tiny model ends its turn after "." (see tests/tiny_model.py): "Hello" stops early.
+    assert short.finish_reason == "stop"
+    assert short.usage.output_tokens == len(short.raw["token_ids"]) + 1  # the eos counts
+    assert long.finish_reason == "length"
+    assert long.usage.output_tokens == 12 == len(long.raw["token_ids"])
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Hello"}],
+                                             add_generation_prompt=True, tokenize=False)
+    assert short.raw["prompt"] == rendered == (
+        "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n")
+    assert short.usage.input_tokens == len(tokenizer(rendered, add_special_tokens=False)
+                                           ["input_ids"])
+    assert tokenizer.decode(short.raw["token_ids"]) == short.text
+
+
+def test_every_runtime_makes_the_same_greedy_tokens(chat: dict[str, llmbackend.Client]) -> None:
+    if len(chat) < 2:
+        pytest.skip("only one runtime installed")
+    answers = {runtime: [g.raw["token_ids"] for g in generations(client, PROMPTS, max_tokens=10)]
+               for runtime, client in chat.items()}
+    first, *others = answers.values()
+    assert all(other == first for other in others), answers
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_seed_makes_sampling_reproducible(chat: dict[str, llmbackend.Client], runtime: str
+                                            ) -> None:
+    client = chat[runtime]
+    config = {"temperature": 1.0, "top_p": 0.95, "seed": 7, "max_tokens": 16}
+    first = generations(client, PROMPTS, **config)
+    second = generations(client, PROMPTS, **config)
+    assert [g.raw["token_ids"] for g in first] == [g.raw["token_ids"] for g in second]
+    greedy = generations(client, PROMPTS, max_tokens=16)
+    assert [g.raw["token_ids"] for g in first] != [g.raw["token_ids"] for g in greedy]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_stop_strings_cut_the_answer(chat: dict[str, llmbackend.Client], runtime: str) -> None:
+    (free,) = generations(chat[runtime], [PROMPTS[2]], max_tokens=12)
+    stop = free.text[3:5]
+    assert stop and stop in free.text
+    (stopped,) = generations(chat[runtime], [PROMPTS[2]], max_tokens=12,
+                             extra={"stop": [stop]})
+    assert stopped.text == free.text[:free.text.index(stop)]
+    assert stopped.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_conversations_and_raw_prompts(tiny_model: Path, runtime: str) -> None:
+    raw = llmbackend.client(runtime, str(tiny_model))  # no chat template: the prompt as is
+    (plain,) = generations(raw, ["Once upon a time"], max_tokens=4)
+    assert plain.raw["prompt"] == "Once upon a time"
+    conversations = [[{"role": "system", "content": "Be brief."},
+                      {"role": "user", "content": "Hi"}], [{"role": "user", "content": "Yo"}]]
+    first, second = generations(raw, ["label a", "label b"], max_tokens=4,
+                                extra={"conversations": conversations})
+    assert first.raw["prompt"] == ("<|im_start|>system\nBe brief.<|im_end|>\n"
+                                   "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+    assert "label" not in second.raw["prompt"]  # a conversation ending with the user's turn
+    raw.close()
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_what_a_runtime_cannot_do_is_an_error(chat: dict[str, llmbackend.Client], runtime: str
+                                              ) -> None:
+    with pytest.raises(UnsupportedError, match="structured outputs"):
+        chat[runtime].get_response("x", schema=llmbackend.StructuredOutput(
+            schema={"type": "object"}))
+    with pytest.raises(ConfigurationError, match="no provider batch API"):
+        chat[runtime].submit_batch(["x"], batch_options={"mode": "native"})
+    with pytest.raises(ConfigurationError, match="no batch to re-attach"):
+        chat[runtime].get_batch("immediate-1")
+
+
+def test_mlx_rejects_unknown_sampling_options(chat: dict[str, llmbackend.Client]) -> None:
+    if "mlx" not in chat:
+        pytest.skip("mlx-lm not installed")
+    with pytest.raises(UnsupportedError, match="not an MLX sampling"):
+        chat["mlx"].get_response("x", config={"extra": {"beam_width": 3}})
+    # ...and passes on the ones it has.
+    assert isinstance(chat["mlx"].get_response(
+        "x", config={"max_tokens": 3, "extra": {"repetition_penalty": 1.3, "top_k": 5}}), str)
+
+
+def test_transformers_passes_extra_to_generate(chat: dict[str, llmbackend.Client]) -> None:
+    text = chat["transformers"].get_response("x", config={
+        "max_tokens": 3, "extra": {"repetition_penalty": 1.3}})
+    assert isinstance(text, str)
+    with pytest.raises(ValueError, match="not_a_generate_option"):
+        chat["transformers"].get_response("x", config={"extra": {"not_a_generate_option": 1}})
+
+
+def test_a_missing_model_is_a_configuration_error(tmp_path: Path) -> None:
+    client = llmbackend.client("transformers", str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigurationError, match="could not load the model"):
+        client.get_response("x")
+
+
+def test_top_level_calls_reuse_the_loaded_model(tiny_model: Path) -> None:
+    first = llmbackend.generate("transformers", str(tiny_model), "Hello",
+                                config={"max_tokens": 4}).unwrap()
+    engines = dict(llmbackend.api._engines)
+    second = llmbackend.generate("transformers", str(tiny_model), "Hello",
+                                 config={"max_tokens": 4}).unwrap()
+    assert llmbackend.api._engines == engines and len(engines) == 1
+    assert first.raw["token_ids"] == second.raw["token_ids"]
