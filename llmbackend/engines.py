@@ -12,6 +12,7 @@ threads.
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -140,11 +141,6 @@ class TransformersEngine(Engine):
         import torch
         import transformers
 
-        if schema is not None:
-            raise UnsupportedError(
-                message="structured outputs are not available on the transformers provider in "
-                "this version: use vLLM (StructuredOutputsParams) or a remote provider",
-                provider="transformers", parameter="schema")
         kwargs = local.transformers_generate_kwargs(config)
         stops = kwargs.get("stop_strings")
         if stops:
@@ -163,6 +159,9 @@ class TransformersEngine(Engine):
                                       add_special_tokens=not any(templated[start:start + size]))
             if config.seed is not None:
                 transformers.set_seed(config.seed)
+            if schema is not None:
+                # A fresh processor per run: it keeps one grammar matcher per sequence.
+                kwargs["logits_processor"] = [self._json_processor(schema)]
             with torch.no_grad():
                 output = self._model.generate(
                     **encoded, **kwargs, pad_token_id=self._tokenizer.pad_token_id)
@@ -172,6 +171,27 @@ class TransformersEngine(Engine):
                 results.append(self._decode(prompt, row[width:].tolist(), int(prompt_tokens),
                                             stops, kwargs["max_new_tokens"]))
         return results
+
+    def _json_processor(self, schema: StructuredOutput[Any]) -> Any:
+        """An xgrammar logits processor that lets the model write only JSON valid for
+        ``schema`` (constrained decoding; the answer is still validated afterwards)."""
+        try:
+            import xgrammar
+            from xgrammar.contrib.hf import LogitsProcessor
+        except ImportError as exc:
+            raise MissingDependencyError(
+                message="structured outputs on the transformers provider need xgrammar: "
+                "pip install 'llmbackend[transformers]'", provider="transformers",
+                extra="transformers") from exc
+        compiler = self.__dict__.get("_compiler")
+        if compiler is None:
+            info = xgrammar.TokenizerInfo.from_huggingface(
+                self._tokenizer, vocab_size=self._model.config.vocab_size)
+            compiler = self._compiler = xgrammar.GrammarCompiler(info)
+        # No free whitespace between tokens: a weak model could otherwise loop on spaces.
+        grammar = compiler.compile_json_schema(json.dumps(dict(schema.schema)),
+                                               any_whitespace=False)
+        return LogitsProcessor(grammar)
 
     def _decode(self, prompt: str, new_ids: list[int], prompt_tokens: int,
                 stops: Sequence[str] | None, budget: int) -> Result[Generation[str], LLMError]:

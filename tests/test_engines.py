@@ -5,10 +5,12 @@ the same greedy tokens from every runtime."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from pydantic import BaseModel, Field
 
 import llmbackend
 from llmbackend import ConfigurationError, Generation, UnsupportedError
@@ -124,12 +126,50 @@ def test_conversations_and_raw_prompts(tiny_model: Path, runtime: str) -> None:
     raw.close()
 
 
+class Verdict(BaseModel):
+    kind: Literal["cat", "dog", "bird"]
+    ok: bool
+    legs: int = Field(ge=0, le=8)
+
+
+SCHEMAS = [
+    llmbackend.StructuredOutput(pydantic_model=Verdict),
+    llmbackend.StructuredOutput(schema={
+        "type": "object", "properties": {"tags": {"type": "array", "items": {"enum": ["a", "b"]},
+                                                  "maxItems": 3},
+                                         "flag": {"type": "boolean"}},
+        "required": ["tags", "flag"], "additionalProperties": False}),
+]
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=["pydantic", "dict"])
+def test_transformers_structured_outputs_are_constrained_and_validated(
+    chat: dict[str, llmbackend.Client], schema: llmbackend.StructuredOutput[Any]
+) -> None:
+    batch = chat["transformers"].submit_batch(PROMPTS, schema=schema,
+                                              config={"max_tokens": 60})
+    for generation in (outcome.unwrap() for outcome in batch.outcomes()):
+        assert generation.finish_reason == "stop"
+        assert json.loads(generation.text) is not None  # JSON, and valid: parsed is set
+        if schema.pydantic_model is not None:
+            assert isinstance(generation.parsed, Verdict)
+        else:
+            assert set(generation.parsed) == {"tags", "flag"}
+    seeded = {"temperature": 1.0, "seed": 3, "max_tokens": 60}
+    assert chat["transformers"].get_response("x", seeded, schema) == chat[
+        "transformers"].get_response("x", seeded, schema)
+
+
+def test_mlx_structured_outputs_are_refused(chat: dict[str, llmbackend.Client]) -> None:
+    if "mlx" not in chat:
+        pytest.skip("mlx-lm not installed")
+    with pytest.raises(UnsupportedError, match="structured outputs"):
+        chat["mlx"].get_response("x", schema=SCHEMAS[0])
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_what_a_runtime_cannot_do_is_an_error(chat: dict[str, llmbackend.Client], runtime: str
                                               ) -> None:
-    with pytest.raises(UnsupportedError, match="structured outputs"):
-        chat[runtime].get_response("x", schema=llmbackend.StructuredOutput(
-            schema={"type": "object"}))
     with pytest.raises(ConfigurationError, match="no provider batch API"):
         chat[runtime].submit_batch(["x"], batch_options={"mode": "native"})
     with pytest.raises(ConfigurationError, match="no batch to re-attach"):
