@@ -243,15 +243,9 @@ class MLXEngine(Engine):
         import inspect
 
         import mlx.core as mx
-        import mlx_lm
         from mlx_lm import sample_utils
-        from mlx_lm.generate import BatchGenerator  # the module, not the function of that name
+        from mlx_lm.generate import BatchGenerator
 
-        if schema is not None:
-            raise UnsupportedError(
-                message="structured outputs are not available on the MLX provider in this "
-                "version: use vLLM (StructuredOutputsParams) or a remote provider",
-                provider="mlx", parameter="schema")
         sampler_kwargs = local.mlx_sampler_kwargs(config)
         processor_kwargs: dict[str, Any] = {}
         generator_kwargs: dict[str, Any] = {}
@@ -282,15 +276,26 @@ class MLXEngine(Engine):
                    for prompt, item in zip(prompts, inputs, strict=True)]
         if config.seed is not None:
             mx.random.seed(config.seed)
-        response = mlx_lm.batch_generate(
-            self._model, self._tokenizer, encoded, max_tokens=budget, return_token_ids=True,
+        # What mlx_lm.batch_generate does, plus a grammar matcher per sequence for a schema.
+        generator: Any = BatchGenerator(
+            self._model, stop_tokens=[[t] for t in self._tokenizer.eos_token_ids],
             sampler=sample_utils.make_sampler(**sampler_kwargs),
             logits_processors=sample_utils.make_logits_processors(**processor_kwargs) or None,
             **generator_kwargs)
+        per_prompt = ([[self._json_processor(schema)] for _ in encoded] if schema is not None
+                      else None)
+        uids = generator.insert(encoded, [budget] * len(encoded), logits_processors=per_prompt)
+        tokens: dict[int, list[int]] = {uid: [] for uid in uids}
+        try:
+            while responses := generator.next_generated():
+                for response in responses:
+                    if response.finish_reason != "stop":  # the eos itself is not kept
+                        tokens[response.uid].append(int(response.token))
+        finally:
+            generator.close()
         results = []
-        for prompt, ids, token_ids in zip(prompts, encoded, response.token_ids or [],
-                                          strict=True):
-            generated = [int(token) for token in token_ids]
+        for prompt, ids, uid in zip(prompts, encoded, uids, strict=True):
+            generated = tokens[uid]
             # batch_generate leaves out the eos that ended a sequence: one more token was made.
             ended = len(generated) < budget
             text, stopped = _cut_at_stop(self._tokenizer.decode(generated), stops)
@@ -298,6 +303,51 @@ class MLXEngine(Engine):
             results.append(self._result(text, finish, len(ids), len(generated) + int(ended),
                                         {"prompt": prompt, "token_ids": generated}))
         return results
+
+
+    def _json_processor(self, schema: StructuredOutput[Any]) -> Any:
+        """A logits processor (one per sequence) that lets the model write only JSON valid for
+        ``schema``, with xgrammar's matcher and a mask applied on MLX arrays."""
+        try:
+            import xgrammar
+        except ImportError as exc:
+            raise MissingDependencyError(
+                message="structured outputs on the MLX provider need xgrammar: "
+                "pip install 'llmbackend[mlx]'", provider="mlx", extra="mlx") from exc
+        compiler = self.__dict__.get("_compiler")
+        if compiler is None:
+            info = xgrammar.TokenizerInfo.from_huggingface(
+                self._tokenizer._tokenizer, vocab_size=self._model.args.vocab_size)
+            compiler = self._compiler = xgrammar.GrammarCompiler(info)
+        grammar = compiler.compile_json_schema(json.dumps(dict(schema.schema)),
+                                               any_whitespace=False)
+        return _MLXGrammarProcessor(xgrammar, grammar)
+
+
+class _MLXGrammarProcessor:
+    """Masks the logits of one sequence to the tokens its JSON grammar allows next."""
+
+    def __init__(self, xgrammar: Any, grammar: Any) -> None:
+        import numpy
+
+        self._numpy = numpy
+        self._matcher = xgrammar.GrammarMatcher(grammar)
+        self._bitmask = xgrammar.allocate_token_bitmask(1, grammar.tokenizer_info.vocab_size)
+        self._started = False
+
+    def __call__(self, tokens: Any, logits: Any) -> Any:
+        import mlx.core as mx
+
+        # The first call sees the prompt; each later one, the prompt and one more token.
+        if self._started and not self._matcher.is_terminated():
+            self._matcher.accept_token(int(tokens[-1].item()))
+        self._started = True
+        if self._matcher.is_terminated():
+            return logits
+        self._matcher.fill_next_token_bitmask(self._bitmask)
+        allowed = self._numpy.unpackbits(self._bitmask.numpy().view(self._numpy.uint8),
+                                         bitorder="little")[: logits.shape[-1]].astype(bool)
+        return mx.where(mx.array(allowed), logits, -mx.inf)
 
 
 ENGINES: Mapping[str, type[Engine]] = {"transformers": TransformersEngine, "mlx": MLXEngine}
