@@ -12,8 +12,9 @@ at most) runs three ways:
 - a hand-written batched generate (one left-padded ``model.generate``; ``mlx_lm.batch_generate``).
 The table gives prompts/s, generated tokens/s and llmbackend's time relative to the best
 hand-written way (1.00 = as fast). torch runs on one thread here: on a small, shared machine its
-thread pool makes timings swing by a factor of three from run to run. The model is tests/tiny_model.py's, built offline: the numbers
-measure the runtime's and llmbackend's overhead, not a real model's speed.
+thread pool makes timings swing by a factor of three from run to run. The model is
+tests/tiny_model.py's, built offline: the numbers measure the runtime's and llmbackend's
+overhead, not a real model's speed.
 """
 
 from __future__ import annotations
