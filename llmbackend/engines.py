@@ -188,9 +188,10 @@ class TransformersEngine(Engine):
             info = xgrammar.TokenizerInfo.from_huggingface(
                 self._tokenizer, vocab_size=self._model.config.vocab_size)
             compiler = self._compiler = xgrammar.GrammarCompiler(info)
-        # No free whitespace between tokens: a weak model could otherwise loop on spaces.
+        # Compact JSON, no free whitespace: a weak model could otherwise loop on spaces (and
+        # this is the JSON vLLM writes with disable_any_whitespace).
         grammar = compiler.compile_json_schema(json.dumps(dict(schema.schema)),
-                                               any_whitespace=False)
+                                               any_whitespace=False, separators=(",", ":"))
         return LogitsProcessor(grammar)
 
     def _decode(self, prompt: str, new_ids: list[int], prompt_tokens: int,
@@ -320,7 +321,7 @@ class MLXEngine(Engine):
                 self._tokenizer._tokenizer, vocab_size=self._model.args.vocab_size)
             compiler = self._compiler = xgrammar.GrammarCompiler(info)
         grammar = compiler.compile_json_schema(json.dumps(dict(schema.schema)),
-                                               any_whitespace=False)
+                                               any_whitespace=False, separators=(",", ":"))
         return _MLXGrammarProcessor(xgrammar, grammar)
 
 
@@ -350,7 +351,66 @@ class _MLXGrammarProcessor:
         return mx.where(mx.array(allowed), logits, -mx.inf)
 
 
-ENGINES: Mapping[str, type[Engine]] = {"transformers": TransformersEngine, "mlx": MLXEngine}
+# --- vLLM -----------------------------------------------------------------------------------------
+
+
+class VLLMEngine(Engine):
+    """vLLM: one ``vllm.LLM`` (``llm_kwargs`` go there) and each batch in one ``llm.generate``
+    call. ``config.extra`` goes to ``SamplingParams`` (penalties, ``top_k``, ``min_p``...), and
+    a schema to ``StructuredOutputsParams(json=...)``."""
+
+    provider = local.LOCAL_PROVIDERS["vllm"]
+
+    def _load(self) -> None:
+        from vllm import LLM
+
+        self._llm: Any = LLM(model=self.model, **dict(self.options.get("llm_kwargs") or {}))
+        self._tokenizer: Any = self._llm.get_tokenizer()
+
+    def _unload(self) -> None:
+        self.__dict__.pop("_llm", None)
+        self.__dict__.pop("_tokenizer", None)
+
+    def _generate(self, inputs: Sequence[local.PromptInput], config: GenerationConfig,
+                  schema: StructuredOutput[Any] | None
+                  ) -> list[Result[Generation[str], LLMError]]:
+        from vllm import SamplingParams
+
+        kwargs = local.vllm_sampling_kwargs(config)
+        if schema is not None:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            kwargs["structured_outputs"] = StructuredOutputsParams(json=dict(schema.schema))
+        try:
+            params = SamplingParams(**kwargs)
+        except TypeError as exc:  # an extra key SamplingParams does not have
+            raise UnsupportedError(
+                message=f"config.extra holds something vLLM's SamplingParams does not take: "
+                f"{exc}", provider="vllm", parameter="extra") from exc
+        add_generation_prompt = self.options.get("add_generation_prompt", True)
+        prompts = [item.text if item.text is not None else self._tokenizer.apply_chat_template(
+            list(item.messages or ()), add_generation_prompt=add_generation_prompt,
+            tokenize=False) for item in inputs]
+        # Token ids, not text: a rendered chat already holds its special tokens.
+        requests = [{"prompt_token_ids": self._tokenizer.encode(
+            prompt, add_special_tokens=item.text is not None)}
+            for prompt, item in zip(prompts, inputs, strict=True)]
+        outputs = self._llm.generate(requests, params, use_tqdm=False)
+        eos = self._tokenizer.eos_token_id
+        results = []
+        for prompt, output in zip(prompts, outputs, strict=True):
+            completion = output.outputs[0]
+            generated = [int(token) for token in completion.token_ids]
+            kept = generated[:-1] if generated and generated[-1] == eos else generated
+            finish: FinishReason = "length" if completion.finish_reason == "length" else "stop"
+            results.append(self._result(completion.text, finish, len(output.prompt_token_ids),
+                                        len(generated), {"prompt": prompt, "token_ids": kept}))
+        return results
+
+
+ENGINES: Mapping[str, type[Engine]] = {
+    "transformers": TransformersEngine, "mlx": MLXEngine, "vllm": VLLMEngine,
+}
 
 
 def open_engine(provider: local.LocalProvider, model: str, options: Mapping[str, Any]) -> Engine:

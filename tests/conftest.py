@@ -25,6 +25,11 @@ settings.register_profile("default", deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# vLLM (the CPU build, in tests) runs in this process, with a small KV cache: these are read when
+# vllm is imported, so they are set before any test runs.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
 ROOT = Path(__file__).resolve().parent.parent
 # Byte-identical copies of the team's shared material (recorded traffic, the OpenAI OpenAPI spec,
 # the seed README), so that a clean clone tests on its own; test_shared_copies.py checks them

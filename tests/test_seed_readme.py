@@ -41,7 +41,7 @@ STATUS = {
     "gemini-batch": None,
     "anthropic-batch": None,
     "transformers": _needs("transformers"),
-    "vllm": _not_built("the vLLM engine (issue 6)"),
+    "vllm": _needs("vllm"),
     "mlx": _needs("mlx_lm"),
 }
 

@@ -52,7 +52,7 @@ LOCAL_PROVIDERS: Mapping[str, LocalProvider] = {
                  **_CHAT}),
     "vllm": LocalProvider(
         name="vllm", label="vLLM", extra="vllm", modules=("vllm",),
-        options={"llm_kwargs": (dict,)}),
+        options={"llm_kwargs": (dict,), **_CHAT}),
     "mlx": LocalProvider(
         name="mlx", label="MLX", extra="mlx", modules=("mlx", "mlx_lm"),
         options={"load_kwargs": (dict,), **_CHAT}),
