@@ -4,12 +4,13 @@ llmbackend against the two hand-written ways.
     .venv/bin/python bench/local.py            # 64 prompts, 7 rounds
     .venv/bin/python bench/local.py --quick    # 16 prompts, 1 round
 
-For each installed runtime (transformers, MLX), the same greedy job (chat template, 32 new tokens
-at most) runs three ways:
+For each installed runtime (transformers, MLX, vLLM), the same greedy job (chat template, 32 new
+tokens at most) runs three ways:
 - llmbackend: ``client.submit_batch(prompts).results()``;
 - a hand-written loop of single generate calls (``model.generate`` one prompt at a time;
   ``mlx_lm.generate``);
-- a hand-written batched generate (one left-padded ``model.generate``; ``mlx_lm.batch_generate``).
+- a hand-written batched generate (one left-padded ``model.generate``; ``mlx_lm.batch_generate``;
+  one ``llm.generate``, on the client's own LLM since vLLM allows one model per process).
 The table gives prompts/s, generated tokens/s and llmbackend's time relative to the best
 hand-written way (1.00 = as fast). torch runs on one thread here: on a small, shared machine its
 thread pool makes timings swing by a factor of three from run to run. The model is
@@ -20,6 +21,7 @@ overhead, not a real model's speed.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -29,6 +31,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # vLLM in this process, on the CPU
 
 import llmbackend
 from tests.tiny_model import build_tiny_model
@@ -118,6 +121,40 @@ def mlx_ways(model_dir: Path, texts: list[str]) -> dict[str, Callable[[], int]]:
             "one batched generate (batch_generate)": batched}
 
 
+VLLM_KWARGS = {"enforce_eager": True, "distributed_executor_backend": "uni",
+               "kv_cache_memory_bytes": 64 << 20, "dtype": "float32", "max_model_len": 256}
+
+
+def vllm_ways(model_dir: Path, texts: list[str]) -> dict[str, Callable[[], int]]:
+    from vllm import SamplingParams
+
+    client = llmbackend.client("vllm", str(model_dir), apply_chat_template=True,
+                               llm_kwargs=VLLM_KWARGS)
+    client.get_response("warm up", config={"max_tokens": 1})
+    # vLLM allows one model per process: the hand-written ways use the client's own LLM.
+    llm = client._engine._llm  # type: ignore[union-attr]
+    tokenizer = llm.get_tokenizer()
+    requests = [{"prompt_token_ids": tokenizer.encode(
+        tokenizer.apply_chat_template(chat(t), add_generation_prompt=True, tokenize=False),
+        add_special_tokens=False)} for t in texts]
+    params = SamplingParams(temperature=0.0, max_tokens=MAX_TOKENS)
+
+    def through_llmbackend() -> int:
+        batch = client.submit_batch(texts, config={"max_tokens": MAX_TOKENS})
+        return sum(g.unwrap().usage.output_tokens or 0 for g in batch.outcomes())
+
+    def loop() -> int:
+        return sum(len(llm.generate([r], params, use_tqdm=False)[0].outputs[0].token_ids)
+                   for r in requests)
+
+    def batched() -> int:
+        return sum(len(o.outputs[0].token_ids)
+                   for o in llm.generate(requests, params, use_tqdm=False))
+
+    return {"llmbackend": through_llmbackend, "loop of single generate": loop,
+            "one batched llm.generate": batched}
+
+
 def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="16 prompts, one round")
@@ -126,9 +163,9 @@ def main(argv: Iterable[str] | None = None) -> None:
     rounds = 1 if args.quick else 7
     texts = prompts(count)
     model_dir = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
-    runtimes = [("transformers", transformers_ways), ("mlx", mlx_ways)]
+    runtimes = [("transformers", transformers_ways), ("mlx", mlx_ways), ("vllm", vllm_ways)]
     for name, ways_of in runtimes:
-        module = {"transformers": "transformers", "mlx": "mlx_lm"}[name]
+        module = {"transformers": "transformers", "mlx": "mlx_lm", "vllm": "vllm"}[name]
         if find_spec(module) is None:
             print(f"\n{name}: not installed, skipped")
             continue
