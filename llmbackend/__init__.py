@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         generate,
         get_batch,
         get_response,
+        restore_batch,
     )
     from llmbackend.batching import BatchCounts, BatchState, BatchStatus
     from llmbackend.errors import (
@@ -82,6 +83,7 @@ __all__ = [
     "generate",
     "get_batch",
     "get_response",
+    "restore_batch",
 ]
 
 # Strategy: the names above load on first access (PEP 562), so ``import llmbackend`` costs about a
@@ -89,7 +91,7 @@ __all__ = [
 # it; httpx2, jsonschema, cattrs and Pydantic wait further, until a request or a schema needs them.
 _HOME = {
     **dict.fromkeys(("Client", "LLMBackendWarning", "client", "create_batch", "generate",
-                     "get_batch", "get_response"), "llmbackend.api"),
+                     "get_batch", "get_response", "restore_batch"), "llmbackend.api"),
     **dict.fromkeys(("BatchCounts", "BatchState", "BatchStatus"), "llmbackend.batching"),
     "Batch": "llmbackend.jobs",
     "CompletedBatch": "llmbackend.jobs",

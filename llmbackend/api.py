@@ -382,6 +382,35 @@ class Client:
         return _attach(self._provider, self._settings, self._transport, batch_id,
                        schema=schema, custom_ids=custom_ids)
 
+    @overload
+    def restore_batch(self, saved: Mapping[str, Any], schema: None = None) -> Batch[Any]: ...
+
+    @overload
+    def restore_batch(self, saved: Mapping[str, Any], schema: StructuredOutput[T]
+                      ) -> Batch[T]: ...
+
+    def restore_batch(self, saved: Mapping[str, Any],
+                      schema: StructuredOutput[Any] | None = None) -> Batch[Any]:
+        """The handle that ``Batch.to_dict()`` saved, re-attached through this client; give
+        the ``schema`` it was submitted with to get Pydantic objects back."""
+        if self._engine is not None:
+            raise ConfigurationError(
+                message=f"{self.provider} runs batches in this process: there is no batch to "
+                "restore", key="batch")
+        return _restore(self._provider, self._transport, saved, schema)
+
+
+def _restore(provider: Provider, transport: HTTPTransport, saved: object, schema: object
+             ) -> Batch[Any]:
+    from llmbackend import jobs
+
+    data = jobs.check_saved(saved)
+    if data.get("provider") != provider.name:
+        raise ConfigurationError(
+            message=f"the saved batch is a {data.get('provider')!r} batch, not a "
+            f"{provider.name!r} one", key="provider")
+    return jobs.restore(transport, data, _check_schema(schema))
+
 
 def _submit(provider: Provider, model: str, settings: ClientSettings, transport: HTTPTransport,
             *, inputs: object, config: ConfigInput, schema: object,
@@ -670,3 +699,27 @@ def get_batch(provider: str, batch_id: str, schema: StructuredOutput[Any] | None
     settings = resolve_settings(spec, provider_options, os.environ)
     return _attach(spec, settings, _shared_transport(spec, settings), batch_id, schema=schema,
                    custom_ids=custom_ids)
+
+
+@overload
+def restore_batch(saved: Mapping[str, Any], schema: None = None, **provider_options: Any
+                  ) -> Batch[Any]: ...
+
+
+@overload
+def restore_batch(saved: Mapping[str, Any], schema: StructuredOutput[T],
+                  **provider_options: Any) -> Batch[T]: ...
+
+
+def restore_batch(saved: Mapping[str, Any], schema: StructuredOutput[Any] | None = None,
+                  **provider_options: Any) -> Batch[Any]:
+    """The handle that ``Batch.to_dict()`` saved (e.g. as JSON), in any process: its results
+    come back in input order without reading the inputs back. Credentials and base URL come
+    from ``provider_options`` and the environment, as for ``client(...)``; give the ``schema``
+    it was submitted with to get Pydantic objects back (else the saved JSON schema is used)."""
+    if not isinstance(saved, Mapping):
+        raise ConfigurationError(message="restore_batch takes what Batch.to_dict() returned",
+                                 key="batch")
+    spec = get_provider(saved.get("provider"))
+    settings = resolve_settings(spec, provider_options, os.environ)
+    return _restore(spec, _shared_transport(spec, settings), saved, schema)

@@ -93,6 +93,8 @@ class BatchJob(Protocol):
 
     def collect(self, keep: Keep) -> Result[list[Outcome], LLMError]: ...
 
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 class Batch(Generic[T]):
     """Effectful: a handle on a batch job, live at the provider.
@@ -159,6 +161,14 @@ class Batch(Generic[T]):
         if self._order is None:
             return outcomes
         return reorder(outcomes, unwrap(self._job.custom_ids()), self._order)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The handle as plain JSON data, to save and give to ``llmbackend.restore_batch`` in
+        another process: the provider, the batch id(s), the custom ids in input order, the model,
+        the JSON schema and the provider options the answers are read with. Never a credential
+        or a URL: the restoring process brings its own."""
+        return {"format": HANDLE_FORMAT, **self._job.to_dict(),
+                **({"order": list(self._order)} if self._order is not None else {})}
 
     def wait(self, poll_interval: float = DEFAULT_POLL_INTERVAL,
              timeout: float | None = None) -> BatchStatus:
@@ -229,6 +239,33 @@ class Batch(Generic[T]):
         return status
 
 
+#: The ``format`` of ``Batch.to_dict()``.
+HANDLE_FORMAT = "llmbackend.batch/1"
+
+
+def request_to_dict(request: GenerationRequest | None) -> dict[str, Any]:
+    """What of a batch's request its answers are read with: model, schema, provider options."""
+    if request is None:
+        return {}
+    schema = request.schema
+    return {"model": request.model,
+            "schema": None if schema is None else {"name": schema.name,
+                                                   "schema": dict(schema.schema)},
+            "options": dict(request.options)}
+
+
+def request_from_dict(data: Mapping[str, Any], schema: StructuredOutput[Any] | None
+                      ) -> GenerationRequest:
+    """The request to read a restored batch's answers with: ``schema`` when given (to get a
+    Pydantic model's objects back), else the saved JSON schema."""
+    saved = data.get("schema")
+    if schema is None and isinstance(saved, Mapping):
+        schema = StructuredOutput(schema=saved["schema"], name=str(saved.get("name")))
+    options = data.get("options")
+    return GenerationRequest(model=str(data.get("model") or ""), input="", schema=schema,
+                             options=dict(options) if isinstance(options, Mapping) else {})
+
+
 def keep_whole(outcome: Result[Generation[Any], LLMError]) -> Outcome:
     return outcome
 
@@ -269,6 +306,13 @@ class OpenAIBatchJob:
             list(part_custom_ids) if part_custom_ids is not None else [None] * len(part_ids))
         self._part_requests: list[GenerationRequest | None] = [request] * len(part_ids)
         self._objects: list[wire.OpenAIBatch | None] = [None] * len(part_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "id": self.id,
+                "parts": [{"id": part_id, "custom_ids": None if ids is None else list(ids)}
+                          for part_id, ids in zip(self.part_ids, self._part_custom_ids,
+                                                  strict=True)],
+                **request_to_dict(self._request)}
 
     def refresh(self) -> Result[BatchState, LLMError]:
         for index, part_id in enumerate(self.part_ids):
@@ -647,6 +691,12 @@ class CompletedJob:
     def collect(self, keep: Keep) -> Result[list[Outcome], LLMError]:
         return Success([keep(outcome) for outcome in self._outcomes])
 
+    def to_dict(self) -> dict[str, Any]:
+        raise UnsupportedError(
+            message="an immediate batch ran in this process and nothing of it is kept at the "
+            "provider, so its handle cannot be restored elsewhere: save batch.results() "
+            "instead", provider=self.provider, parameter="to_dict")
+
 
 class CompletedBatch(Batch[T]):
     """Effectful: a batch that has already run, at once, as concurrent calls (the ``immediate``
@@ -708,6 +758,13 @@ class AnthropicBatchJob:
         self._part_custom_ids: list[tuple[str, ...] | None] = (
             list(part_custom_ids) if part_custom_ids is not None else [None] * len(part_ids))
         self._objects: list[anthropic_wire.AnthropicBatch | None] = [None] * len(part_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "id": self.id,
+                "parts": [{"id": part_id, "custom_ids": None if ids is None else list(ids)}
+                          for part_id, ids in zip(self.part_ids, self._part_custom_ids,
+                                                  strict=True)],
+                **request_to_dict(self._request)}
 
     def refresh(self) -> Result[BatchState, LLMError]:
         for index, part_id in enumerate(self.part_ids):
@@ -874,6 +931,12 @@ class GeminiBatchJob:
         self._request = request
         self._custom_ids = tuple(custom_ids) if custom_ids is not None else None
         self._object: gemini_wire.GeminiBatch | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "id": self.id,
+                "parts": [{"id": self.id, "custom_ids": None if self._custom_ids is None
+                           else list(self._custom_ids)}],
+                **request_to_dict(self._request)}
 
     def refresh(self) -> Result[BatchState, LLMError]:
         fetched = self._transport.send(gemini_wire.build_retrieve_batch(self.id)).bind(
@@ -1043,3 +1106,51 @@ def attach_gemini_batch(transport: HTTPTransport, batch_id: str, request: Genera
     """Effectful: a handle on an existing Gemini batch from its name alone."""
     job = GeminiBatchJob(transport, gemini_wire.batch_name(batch_id), request=request)
     return Batch(job, unwrap(job.refresh()))
+
+
+# --- restoring saved handles ----------------------------------------------------------------------
+
+
+def check_saved(data: object) -> Mapping[str, Any]:
+    """``data`` if it is a saved handle (``Batch.to_dict()``); ``ConfigurationError`` if not."""
+    if not isinstance(data, Mapping) or data.get("format") != HANDLE_FORMAT:
+        raise ConfigurationError(
+            message="restore_batch takes what Batch.to_dict() returned (a dict with "
+            f"format {HANDLE_FORMAT!r})", key="batch")
+    parts = data.get("parts")
+    if not isinstance(parts, list) or not parts or not all(
+        isinstance(part, Mapping) and isinstance(part.get("id"), str) for part in parts
+    ):
+        raise ConfigurationError(message="the saved batch has no parts with ids", key="batch")
+    return data
+
+
+def restore(transport: HTTPTransport, data: Mapping[str, Any],
+            schema: StructuredOutput[Any] | None) -> Batch[Any]:
+    """Effectful: the handle of a saved batch, re-attached over ``transport``; the saved custom
+    ids give the input order without reading anything back from the provider."""
+    provider = data.get("provider")
+    request = request_from_dict(data, schema)
+    parts = data["parts"]
+    ids = [part["id"] for part in parts]
+    saved_ids = [tuple(str(i) for i in part["custom_ids"])
+                 if isinstance(part.get("custom_ids"), list) else None for part in parts]
+    # The saved ids are used only when every part has them (else they are read back).
+    known = ([ids_ for ids_ in saved_ids if ids_ is not None]
+             if all(ids_ is not None for ids_ in saved_ids) else None)
+    job: OpenAIBatchJob | AnthropicBatchJob | GeminiBatchJob
+    if provider == "openai":
+        job = OpenAIBatchJob(transport, [wire.split_batch_id(i)[0] for i in ids],
+                             schema=request.schema, request=request if known else None,
+                             part_custom_ids=known)
+    elif provider == "anthropic":
+        job = AnthropicBatchJob(transport, anthropic_wire.split_batch_id(
+            anthropic_wire.PART_SEPARATOR.join(ids)), request=request, part_custom_ids=known)
+    elif provider == "gemini":
+        job = GeminiBatchJob(transport, gemini_wire.batch_name(ids[0]), request=request,
+                             custom_ids=known[0] if known else None)
+    else:
+        raise ConfigurationError(message=f"the saved batch names an unknown provider "
+                                 f"{provider!r}", key="provider")
+    order = data.get("order")
+    return Batch(job, unwrap(job.refresh()), order if isinstance(order, list) else None)

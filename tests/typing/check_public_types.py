@@ -84,3 +84,6 @@ assert_type(llmbackend.get_batch("anthropic", "msgbatch_1", custom_ids=["a"]).cu
             tuple[str, ...])
 gemini_batch = llmbackend.client("gemini", "gemini-2.5-flash").submit_batch(["a"])
 assert_type(gemini_batch.results(), list[str])
+saved = text_batch.to_dict()
+assert_type(llmbackend.restore_batch(saved).results(), list[Any])
+assert_type(llmbackend.restore_batch(saved, summary_schema).results(), list[Summary])
