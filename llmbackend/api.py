@@ -313,6 +313,55 @@ class Client:
         return _run(self._provider, request, self._transport)
 
     @overload
+    async def agenerate(self, input: str, config: ConfigInput = None, schema: None = None
+                        ) -> Result[Generation[str], LLMError]: ...
+
+    @overload
+    async def agenerate(self, input: str, config: ConfigInput, schema: StructuredOutput[T]
+                        ) -> Result[Generation[T], LLMError]: ...
+
+    @overload
+    async def agenerate(self, input: str, config: ConfigInput = None, *,
+                        schema: StructuredOutput[T]) -> Result[Generation[T], LLMError]: ...
+
+    async def agenerate(self, input: str, config: ConfigInput = None,
+                        schema: StructuredOutput[Any] | None = None
+                        ) -> Result[Generation[Any], LLMError]:
+        """Async typed face: ``generate`` on the running event loop. Remote providers use an
+        async connection pool (one per event loop); a local model runs in a worker thread."""
+        if self._engine is not None:
+            import asyncio
+
+            return await asyncio.to_thread(
+                _run_local, self._engine, self.model, input, config, schema)
+        request = _request(self.model, input, config, schema, self._settings)
+        return await _arun(self._provider, request, self._transport)
+
+    @overload
+    async def aget_response(self, input: str, config: ConfigInput = None, schema: None = None
+                            ) -> str: ...
+
+    @overload
+    async def aget_response(self, input: str, config: ConfigInput,
+                            schema: StructuredOutput[T]) -> T: ...
+
+    @overload
+    async def aget_response(self, input: str, config: ConfigInput = None, *,
+                            schema: StructuredOutput[T]) -> T: ...
+
+    async def aget_response(self, input: str, config: ConfigInput = None,
+                            schema: StructuredOutput[Any] | None = None) -> Any:
+        """Async seed face: the answer, or the ``LLMError`` raised."""
+        return unwrap_or_raise(await self.agenerate(input, config, schema)).parsed
+
+    async def aclose(self) -> None:
+        """Close the pooled connections, the async ones included."""
+        if self._engine is not None:
+            self._engine.close()
+        else:
+            await self._transport.aclose()
+
+    @overload
     def get_response(self, input: str, config: ConfigInput = None, schema: None = None
                      ) -> str: ...
 
@@ -525,6 +574,16 @@ def _run(provider: Provider, request: GenerationRequest, transport: HTTPTranspor
     return pipeline.generate(provider, request, send)
 
 
+async def _arun(provider: Provider, request: GenerationRequest, transport: HTTPTransport
+                ) -> Result[Generation[Any], LLMError]:
+    async def send(wire: WireRequest) -> Result[WireResponse, LLMError]:
+        for message in wire.warnings:
+            warnings.warn(message, LLMBackendWarning, stacklevel=_caller_stacklevel())
+        return await transport.asend(wire)
+
+    return await pipeline.agenerate(provider, request, send)
+
+
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside llmbackend (and the
     ``returns`` library it chains through), i.e. at the caller's own line."""
@@ -723,3 +782,58 @@ def restore_batch(saved: Mapping[str, Any], schema: StructuredOutput[Any] | None
     spec = get_provider(saved.get("provider"))
     settings = resolve_settings(spec, provider_options, os.environ)
     return _restore(spec, _shared_transport(spec, settings), saved, schema)
+
+
+@overload
+async def agenerate(provider: str, model: str, input: str, config: ConfigInput = None,
+                    schema: None = None, **provider_options: Any
+                    ) -> Result[Generation[str], LLMError]: ...
+
+
+@overload
+async def agenerate(provider: str, model: str, input: str, config: ConfigInput,
+                    schema: StructuredOutput[T], **provider_options: Any
+                    ) -> Result[Generation[T], LLMError]: ...
+
+
+@overload
+async def agenerate(provider: str, model: str, input: str, config: ConfigInput = None, *,
+                    schema: StructuredOutput[T], **provider_options: Any
+                    ) -> Result[Generation[T], LLMError]: ...
+
+
+async def agenerate(provider: str, model: str, input: str, config: ConfigInput = None,
+                    schema: StructuredOutput[Any] | None = None, **provider_options: Any
+                    ) -> Result[Generation[Any], LLMError]:
+    """Async typed face, one call: ``generate`` on the running event loop."""
+    local_spec = _local_provider(provider)
+    if local_spec is not None:
+        return await _shared_local_client(local_spec, model, provider_options).agenerate(
+            input, config, schema)
+    spec = get_provider(provider)
+    settings = resolve_settings(spec, provider_options, os.environ)
+    request = _request(_check_model(model), input, config, schema, settings)
+    return await _arun(spec, request, _shared_transport(spec, settings))
+
+
+@overload
+async def aget_response(provider: str, model: str, input: str, config: ConfigInput = None,
+                        schema: None = None, **provider_options: Any) -> str: ...
+
+
+@overload
+async def aget_response(provider: str, model: str, input: str, config: ConfigInput,
+                        schema: StructuredOutput[T], **provider_options: Any) -> T: ...
+
+
+@overload
+async def aget_response(provider: str, model: str, input: str, config: ConfigInput = None, *,
+                        schema: StructuredOutput[T], **provider_options: Any) -> T: ...
+
+
+async def aget_response(provider: str, model: str, input: str, config: ConfigInput = None,
+                        schema: StructuredOutput[Any] | None = None, **provider_options: Any
+                        ) -> Any:
+    """Async seed face, one call: the answer, or the ``LLMError`` raised."""
+    return unwrap_or_raise(await agenerate(provider, model, input, config, schema,
+                                           **provider_options)).parsed

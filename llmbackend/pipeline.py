@@ -7,11 +7,11 @@ named function chained with ``.bind``; the first failure short-circuits the rest
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from attrs import evolve
-from returns.result import Result, Success
+from returns.result import Failure, Result, Success
 
 from llmbackend.convert import validate_output
 from llmbackend.errors import LLMError
@@ -26,6 +26,8 @@ from llmbackend.types import (
 
 #: What the pipeline needs from a transport: one request in, one response (or failure) out.
 Send = Callable[[WireRequest], Result[WireResponse, LLMError]]
+#: The same, awaited: the async transport's ``asend``.
+AsyncSend = Callable[[WireRequest], Awaitable[Result[WireResponse, LLMError]]]
 
 
 def generate(
@@ -39,6 +41,19 @@ def generate(
         .bind(lambda response: provider.parse_generation(request, response))
         .bind(lambda generation: attach_parsed(request.schema, generation))
     )
+
+
+async def agenerate(
+    provider: Provider, request: GenerationRequest, send: AsyncSend
+) -> Result[Generation[Any], LLMError]:
+    """``generate`` with an awaited sender: the same builder, parser and validation, so the
+    async face answers exactly as the sync one."""
+    built = provider.build_generation(request)
+    if isinstance(built, Failure):
+        return built
+    sent = await send(built.unwrap())
+    return sent.bind(lambda response: provider.parse_generation(request, response)).bind(
+        lambda generation: attach_parsed(request.schema, generation))
 
 
 def attach_parsed(

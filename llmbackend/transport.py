@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from returns.result import Failure, Result, Success
 
@@ -91,6 +91,7 @@ class HTTPTransport:
         self._secret_bytes = tuple(s.reveal().encode() for s in self._secrets if s.reveal())
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._client: httpx2.Client | None = None
+        self._async: tuple[object, httpx2.AsyncClient] | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -103,17 +104,33 @@ class HTTPTransport:
                 if self._client is None:
                     import httpx2
 
-                    self._client = httpx2.Client(
-                        timeout=httpx2.Timeout(self.timeout,
-                                               connect=min(self.timeout, CONNECT_TIMEOUT)),
-                        headers=self._headers,
-                        # Enough kept-alive connections for a fan-out at its top concurrency
-                        # (httpx keeps 20 by default, and would reconnect for the rest).
-                        limits=httpx2.Limits(max_connections=MAX_CONNECTIONS,
-                                             max_keepalive_connections=MAX_CONNECTIONS),
-                    )
+                    # Enough kept-alive connections for a fan-out at its top concurrency
+                    # (httpx keeps 20 by default, and would reconnect for the rest).
+                    self._client = httpx2.Client(**self._limits_and_timeout())
                 client = self._client
         return client
+
+    def _limits_and_timeout(self) -> dict[str, Any]:
+        import httpx2
+
+        return {
+            "timeout": httpx2.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
+            "headers": self._headers,
+            "limits": httpx2.Limits(max_connections=MAX_CONNECTIONS,
+                                    max_keepalive_connections=MAX_CONNECTIONS),
+        }
+
+    def _async_http(self) -> httpx2.AsyncClient:
+        # An async pool belongs to the event loop it was opened in: another loop (a later
+        # asyncio.run) gets its own.
+        import asyncio
+
+        import httpx2
+
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            self._async = (loop, httpx2.AsyncClient(**self._limits_and_timeout()))
+        return self._async[1]
 
     def close(self) -> None:
         """Close the pooled connections. The transport reopens them if used again."""
@@ -121,6 +138,70 @@ class HTTPTransport:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+    async def aclose(self) -> None:
+        """Close the async pool (and the sync one)."""
+        self.close()
+        pool, self._async = self._async, None
+        if pool is not None:
+            await pool[1].aclose()
+
+    async def asend(self, request: WireRequest) -> Result[WireResponse, LLMError]:
+        """Effectful, async: ``send`` on the running event loop, with the same retry policy
+        (``asyncio.sleep`` between attempts, so other tasks go on meanwhile)."""
+        import asyncio
+
+        import httpx2
+
+        try:
+            content = encode_body(request)
+        except (TypeError, ValueError) as exc:
+            return Failure(UnsupportedError(
+                message=f"the request body cannot be sent as JSON: {exc} (check config.extra)",
+                provider=self.provider, parameter="extra",
+            ))
+        if isinstance(content, StreamBody):  # async streaming uploads are not needed yet
+            content = b"".join(content.chunks())
+        url = self.base_url + request.path
+        headers = {**request.headers,
+                   **{name: secret.reveal() for name, secret in self._auth_headers.items()}}
+        if request.json is not None and request.content is None:
+            headers["Content-Type"] = "application/json"
+        http = self._async_http()
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome: WireResponse | TransportError
+            try:
+                reply = await http.request(request.method, url, content=content,
+                                           headers=headers)
+                outcome = self._response(reply, reply.content, attempt)
+            except httpx2.TimeoutException as exc:
+                outcome = RequestTimeoutError(
+                    message=self._scrub(f"{request.method} {url} timed out after {attempt} "
+                                        f"attempt(s) ({type(exc).__name__}; timeout "
+                                        f"{self.timeout:g} s)"),
+                    provider=self.provider, attempts=attempt)
+            except httpx2.TransportError as exc:
+                outcome = TransportError(
+                    message=self._scrub(f"{request.method} {url} failed after {attempt} "
+                                        f"attempt(s): {type(exc).__name__}: {exc}"),
+                    provider=self.provider, attempts=attempt)
+            received = outcome if isinstance(outcome, WireResponse) else None
+            what = f"HTTP {received.status}" if received else type(outcome).__name__
+            log().debug("%s %s -> %s (attempt %d, async)", request.method, url, what, attempt)
+            delay = retry_delay(
+                self.retry, attempt,
+                status=received.status if received else None,
+                headers=received.headers if received else {},
+                now=time.time(), random_unit=random.random(),
+            ) if received is not None or request.idempotent else None
+            if delay is None:
+                return Success(outcome) if isinstance(outcome, WireResponse) else Failure(
+                    outcome)
+            log().info("%s %s: retrying in %.2f s after %s (attempt %d of %d)",
+                       request.method, url, delay, what, attempt, self.retry.max_retries + 1)
+            await asyncio.sleep(delay)
 
     def send(self, request: WireRequest) -> Result[WireResponse, LLMError]:
         """Effectful: send ``request``, retrying per the policy; the last response or failure."""

@@ -87,3 +87,12 @@ assert_type(gemini_batch.results(), list[str])
 saved = text_batch.to_dict()
 assert_type(llmbackend.restore_batch(saved).results(), list[Any])
 assert_type(llmbackend.restore_batch(saved, summary_schema).results(), list[Summary])
+
+
+async def async_faces() -> None:
+    assert_type(await llmbackend.aget_response("openai", "m", "hi"), str)
+    assert_type(await llmbackend.aget_response("openai", "m", "hi", schema=summary_schema),
+                Summary)
+    assert_type(await client.agenerate("hi", schema=summary_schema),
+                Result[Generation[Summary], LLMError])
+    assert_type(await client.aget_response("hi"), str)
