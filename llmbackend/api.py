@@ -118,6 +118,11 @@ def resolve_settings(
     api_key = options.get("api_key") or _first_env(environ, provider.api_key_env)
     if api_key is not None and not isinstance(api_key, str):
         raise ConfigurationError(message="api_key must be a string", key="api_key")
+    if api_key and not _header_safe(api_key):
+        # Said without the key: it would end up in this message, and from there in logs.
+        raise ConfigurationError(
+            message="the API key holds whitespace, a control or a non-ASCII character (a "
+            "newline from a file, a pasted quote?): strip it", key="api_key")
     if not api_key and base_url.rstrip("/") == provider.default_base_url:
         variable = provider.api_key_env[0]
         raise MissingCredentialsError(
@@ -143,6 +148,11 @@ def resolve_settings(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
         raise ConfigurationError(message="headers must be a dict of strings", key="headers")
+    for name, value in headers.items():
+        if not (_header_safe(name) and _header_safe(value.replace(" ", ""))):
+            raise ConfigurationError(
+                message=f"header {name!r} holds a control or non-ASCII character; HTTP headers "
+                "are printable ASCII", key="headers")
     drop = options.get("drop_unsupported_params", False)
     if not isinstance(drop, bool):
         raise ConfigurationError(message="drop_unsupported_params must be True or False",
@@ -157,6 +167,15 @@ def resolve_settings(
         drop_unsupported=drop,
         options=tuple(extras),
     )
+
+
+def _header_safe(value: str) -> bool:
+    """Whether ``value`` can travel in an HTTP header as is: printable ASCII, no spaces."""
+    return value.isascii() and value.isprintable() and not any(c.isspace() for c in value)
+
+
+#: Custom headers whose values are treated as credentials: scrubbed from responses and errors.
+SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "cookie", "session")
 
 
 def _first_env(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
@@ -174,11 +193,14 @@ def open_transport(provider: Provider, settings: ClientSettings) -> HTTPTranspor
          for name, value in provider.auth_headers(settings.api_key.reveal()).items()}
         if settings.api_key is not None else {}
     )
+    # A credential may also travel in a custom header (gateways): such values are scrubbed too.
+    header_secrets = tuple(Secret(value) for name, value in settings.headers
+                           if any(word in name.lower() for word in SECRET_HEADER_WORDS))
     return HTTPTransport(
         provider=provider.name,
         base_url=settings.base_url,
         auth_headers=auth,
-        secrets=(settings.api_key,) if settings.api_key is not None else (),
+        secrets=((settings.api_key,) if settings.api_key is not None else ()) + header_secrets,
         headers=dict(settings.headers),
         timeout=settings.timeout,
         retry=RetryPolicy(max_retries=settings.max_retries),

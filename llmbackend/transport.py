@@ -253,6 +253,7 @@ class HTTPTransport:
                         if 200 <= streamed.status_code < 300:
                             for chunk in streamed.iter_bytes():
                                 sink.write(chunk)
+                            self._scrub_sink(sink, start)
                             outcome = self._response(streamed, b"", attempt)
                         else:
                             outcome = self._response(streamed, streamed.read(), attempt)
@@ -294,6 +295,30 @@ class HTTPTransport:
             body=self._scrub_bytes(body),
             attempts=attempt,
         )
+
+    def _scrub_sink(self, sink: IO[bytes], start: int) -> None:
+        """Cut the keys out of a downloaded body (a batch result file can quote one, like any
+        response). Read back in overlapping chunks; rewritten only in the rare case one is
+        found, so a large file costs one extra read."""
+        if not self._secret_bytes:
+            return
+        overlap = max(len(value) for value in self._secret_bytes) - 1
+        sink.seek(start)
+        tail = b""
+        found = False
+        while chunk := sink.read(1 << 20):
+            window = tail + chunk
+            if any(value in window for value in self._secret_bytes):
+                found = True
+                break
+            tail = window[-overlap:] if overlap else b""
+        if found:
+            sink.seek(start)
+            body = self._scrub_bytes(sink.read())
+            sink.seek(start)
+            sink.truncate()
+            sink.write(body)
+        sink.seek(0, 2)
 
     def _scrub(self, text: str) -> str:
         return redact(text, self._secrets)
