@@ -93,6 +93,7 @@ class HTTPTransport:
         self._client: httpx2.Client | None = None
         self._async: tuple[object, httpx2.AsyncClient] | None = None
         self._lock = threading.Lock()
+        self._pause_until = 0.0  # monotonic time before which no request is sent (a 429)
 
     def __repr__(self) -> str:
         return f"HTTPTransport(provider={self.provider!r}, base_url={self.base_url!r})"
@@ -171,6 +172,9 @@ class HTTPTransport:
         attempt = 0
         while True:
             attempt += 1
+            pause = self._paused_for()
+            if pause > 0:
+                await asyncio.sleep(pause)
             outcome: WireResponse | TransportError
             try:
                 reply = await http.request(request.method, url, content=content,
@@ -201,6 +205,7 @@ class HTTPTransport:
                     outcome)
             log().info("%s %s: retrying in %.2f s after %s (attempt %d of %d)",
                        request.method, url, delay, what, attempt, self.retry.max_retries + 1)
+            self._note_rate_limit(received, delay)
             await asyncio.sleep(delay)
 
     def send(self, request: WireRequest) -> Result[WireResponse, LLMError]:
@@ -237,6 +242,9 @@ class HTTPTransport:
         attempt = 0
         while True:
             attempt += 1
+            pause = self._paused_for()
+            if pause > 0:
+                time.sleep(pause)
             started = time.perf_counter()
             outcome: WireResponse | TransportError
             body: bytes | Iterator[bytes] | None = (
@@ -286,6 +294,7 @@ class HTTPTransport:
                 return Failure(outcome)
             log().info("%s %s: retrying in %.2f s after %s (attempt %d of %d)",
                         request.method, url, delay, what, attempt, self.retry.max_retries + 1)
+            self._note_rate_limit(received, delay)
             time.sleep(delay)
 
     def _response(self, reply: httpx2.Response, body: bytes, attempt: int) -> WireResponse:
@@ -295,6 +304,18 @@ class HTTPTransport:
             body=self._scrub_bytes(body),
             attempts=attempt,
         )
+
+    def _note_rate_limit(self, received: WireResponse | None, delay: float) -> None:
+        """A 429 limits the whole key, not one request: every request of this transport (all
+        the threads and tasks of a fan-out) waits out the same back-off, instead of each
+        hammering the provider again on its own schedule."""
+        if received is not None and received.status == 429:
+            with self._lock:
+                self._pause_until = max(self._pause_until, time.monotonic() + delay)
+
+    def _paused_for(self) -> float:
+        """Seconds left of a shared back-off (0 when there is none)."""
+        return self._pause_until - time.monotonic()
 
     def _scrub_sink(self, sink: IO[bytes], start: int) -> None:
         """Cut the keys out of a downloaded body (a batch result file can quote one, like any

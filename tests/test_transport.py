@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from returns.result import Failure
@@ -121,3 +122,35 @@ def test_download_streams_into_the_sink_after_a_retry(emulator: OpenAIEmulator) 
     missing = sender.download(WireRequest(method="GET", path="/files/f/content"), io.BytesIO())
     assert missing.unwrap().status == 404
     assert b"No such File" in missing.unwrap().body  # error bodies come back for the parser
+
+
+def test_a_429_backs_off_every_request_of_the_transport(
+    emulator: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator.reply(429, error_body("rate limited", "rate_limit_error", None),
+                   {"retry-after-ms": "400"})
+    sender = transport(emulator, retry=RetryPolicy(max_retries=1))
+    slept: list[float] = []
+    clock = [1000.0]  # a fake monotonic clock that sleeping advances
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    request = WireRequest(method="POST", path="/responses", json={"model": "m", "input": "x"})
+    assert sender.send(request).unwrap().status == 200  # retried once, after its own wait
+    assert slept == [0.4]
+    # Another request (another thread of the same fan-out) made within the back-off waits too.
+    emulator.reply(429, error_body("rate limited", "rate_limit_error", None),
+                   {"retry-after-ms": "400"})
+    assert sender.send(request).unwrap().status == 200
+    clock[0] -= 0.3  # as if a second thread asked 0.1 s after that 429
+    assert sender.send(request).unwrap().status == 200
+    assert slept[1:] == [0.4, pytest.approx(0.3)]
+    # A 503 asks for a retry of that request only: nothing else waits.
+    emulator.reply(503, error_body("busy", "server_error", None), {"retry-after-ms": "1"})
+    monkeypatch.setattr(sender, "_pause_until", 0.0)
+    assert sender.send(request).unwrap().status == 200
+    assert sender._paused_for() <= 0
