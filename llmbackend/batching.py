@@ -365,7 +365,8 @@ def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """Pure: a sort key that orders ``request-2`` before ``request-10``."""
     import re
 
-    return tuple((0, int(part)) if part.isdigit() else (1, part)
+    # isdecimal, not isdigit: "²" is a digit that int() cannot read.
+    return tuple((0, int(part)) if part.isdecimal() else (1, part)
                  for part in re.split(r"(\d+)", text) if part)
 
 

@@ -31,6 +31,19 @@ def excerpt(body: bytes | str, limit: int = BODY_EXCERPT_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
 
 
+def excerpt_json(value: object, limit: int = BODY_EXCERPT_LIMIT) -> str:
+    """Pure: the first ``limit`` characters of ``value`` written as JSON. A value JSON cannot
+    write back (nested deeper than the encoder's recursion allows) is described instead: an
+    error report must never fail itself."""
+    import json
+
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (RecursionError, ValueError, TypeError):
+        text = f"<a {type(value).__name__} too deeply nested to show>"
+    return excerpt(text, limit)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Pure: `` Did you mean 'x'?`` for the closest of ``choices``, or an empty string."""
     import difflib  # only on the error path: keeps ``import llmbackend`` fast

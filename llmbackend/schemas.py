@@ -80,7 +80,7 @@ def resolve_local_ref(root: Mapping[str, Any], ref: str) -> Mapping[str, Any] | 
         part = raw.replace("~1", "/").replace("~0", "~")
         if isinstance(node, Mapping) and part in node:
             node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        elif isinstance(node, list) and part.isdecimal() and int(part) < len(node):
             node = node[int(part)]
         else:
             return None

@@ -20,7 +20,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 from returns.result import Failure, Result, Success
 
-from llmbackend.errors import LLMError, RequestTimeoutError, TransportError, UnsupportedError
+from llmbackend.errors import (
+    LLMError,
+    RequestTimeoutError,
+    ResponseParseError,
+    TransportError,
+    UnsupportedError,
+)
 from llmbackend.logs import log
 from llmbackend.retrying import RetryPolicy, retry_delay
 from llmbackend.types import Secret, StreamBody, WireRequest, WireResponse
@@ -38,6 +44,15 @@ USER_AGENT = "llmbackend/0.1"
 #: Connections one transport opens at most (and keeps alive): an immediate batch's top
 #: concurrency (``batching.MAX_CONCURRENCY``).
 MAX_CONNECTIONS = 256
+
+
+class _OverdueError(Exception):
+    """The whole request took longer than the transport's timeout."""
+
+
+def _check(deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise _OverdueError
 
 
 def redact(text: str, secrets: tuple[Secret, ...]) -> str:
@@ -176,10 +191,19 @@ class HTTPTransport:
             if pause > 0:
                 await asyncio.sleep(pause)
             outcome: WireResponse | TransportError
+            deadline = time.monotonic() + self.timeout
             try:
-                reply = await http.request(request.method, url, content=content,
-                                           headers=headers)
-                outcome = self._response(reply, reply.content, attempt)
+                async with http.stream(request.method, url, content=content,
+                                       headers=headers) as streamed:
+                    buffer = bytearray()
+                    async for chunk in streamed.aiter_bytes():
+                        buffer += chunk
+                        _check(deadline)
+                    outcome = self._response(streamed, bytes(buffer), attempt)
+            except _OverdueError:
+                outcome = self._overdue(request, url, attempt)
+            except httpx2.DecodingError as exc:
+                return Failure(self._undecodable(request, url, exc))
             except httpx2.TimeoutException as exc:
                 outcome = RequestTimeoutError(
                     message=self._scrub(f"{request.method} {url} timed out after {attempt} "
@@ -228,7 +252,6 @@ class HTTPTransport:
                 message=f"the request body cannot be sent as JSON: {exc} (check config.extra)",
                 provider=self.provider, parameter="extra",
             ))
-        import httpx2
 
         url = self.base_url + request.path
         headers = {**request.headers,
@@ -249,35 +272,10 @@ class HTTPTransport:
             outcome: WireResponse | TransportError
             body: bytes | Iterator[bytes] | None = (
                 content.chunks() if isinstance(content, StreamBody) else content)
-            try:
-                if sink is None:
-                    reply = http.request(request.method, url, content=body, headers=headers)
-                    outcome = self._response(reply, reply.content, attempt)
-                else:
-                    sink.seek(start)
-                    sink.truncate()
-                    with http.stream(request.method, url, content=body,
-                                     headers=headers) as streamed:
-                        if 200 <= streamed.status_code < 300:
-                            for chunk in streamed.iter_bytes():
-                                sink.write(chunk)
-                            self._scrub_sink(sink, start)
-                            outcome = self._response(streamed, b"", attempt)
-                        else:
-                            outcome = self._response(streamed, streamed.read(), attempt)
-            except httpx2.TimeoutException as exc:
-                outcome = RequestTimeoutError(
-                    message=self._scrub(f"{request.method} {url} timed out after "
-                                        f"{attempt} attempt(s) ({type(exc).__name__}; "
-                                        f"timeout {self.timeout:g} s)"),
-                    provider=self.provider, attempts=attempt,
-                )
-            except httpx2.TransportError as exc:
-                outcome = TransportError(
-                    message=self._scrub(f"{request.method} {url} failed after {attempt} "
-                                        f"attempt(s): {type(exc).__name__}: {exc}"),
-                    provider=self.provider, attempts=attempt,
-                )
+            attempted = self._attempt(http, request, url, body, headers, sink, start, attempt)
+            if isinstance(attempted, ResponseParseError):
+                return Failure(attempted)
+            outcome = attempted
             received = outcome if isinstance(outcome, WireResponse) else None
             what = f"HTTP {received.status}" if received else type(outcome).__name__
             log().debug("%s %s -> %s in %.3f s (attempt %d)", request.method, url, what,
@@ -304,6 +302,63 @@ class HTTPTransport:
             body=self._scrub_bytes(body),
             attempts=attempt,
         )
+
+    def _attempt(  # noqa: PLR0917 -- one private call site
+        self, http: httpx2.Client, request: WireRequest, url: str,
+        body: bytes | Iterator[bytes] | None, headers: dict[str, str],
+        sink: IO[bytes] | None, start: int, attempt: int,
+    ) -> WireResponse | TransportError | ResponseParseError:
+        """One try: the response, or why none came (``ResponseParseError``: never retried)."""
+        import httpx2
+
+        # ``timeout`` bounds the whole request: httpx's own timeouts bound each socket
+        # operation only, and a body that trickles in would never trip them.
+        deadline = time.monotonic() + self.timeout
+        if sink is not None:
+            sink.seek(start)
+            sink.truncate()
+        try:
+            with http.stream(request.method, url, content=body, headers=headers) as streamed:
+                if sink is not None and 200 <= streamed.status_code < 300:
+                    for chunk in streamed.iter_bytes():
+                        sink.write(chunk)
+                        _check(deadline)
+                    self._scrub_sink(sink, start)
+                    return self._response(streamed, b"", attempt)
+                buffer = bytearray()
+                for chunk in streamed.iter_bytes():
+                    buffer += chunk
+                    _check(deadline)
+                return self._response(streamed, bytes(buffer), attempt)
+        except _OverdueError:
+            return self._overdue(request, url, attempt)
+        except httpx2.DecodingError as exc:  # e.g. a Content-Encoding the body does not fit
+            return self._undecodable(request, url, exc)
+        except httpx2.TimeoutException as exc:
+            return RequestTimeoutError(
+                message=self._scrub(f"{request.method} {url} timed out after "
+                                    f"{attempt} attempt(s) ({type(exc).__name__}; "
+                                    f"timeout {self.timeout:g} s)"),
+                provider=self.provider, attempts=attempt,
+            )
+        except httpx2.TransportError as exc:
+            return TransportError(
+                message=self._scrub(f"{request.method} {url} failed after {attempt} "
+                                    f"attempt(s): {type(exc).__name__}: {exc}"),
+                provider=self.provider, attempts=attempt,
+            )
+
+    def _overdue(self, request: WireRequest, url: str, attempt: int) -> RequestTimeoutError:
+        return RequestTimeoutError(
+            message=self._scrub(f"{request.method} {url} took longer than the {self.timeout:g} s "
+                                f"timeout (attempt {attempt}): the body was still arriving"),
+            provider=self.provider, attempts=attempt)
+
+    def _undecodable(self, request: WireRequest, url: str, exc: Exception
+                     ) -> ResponseParseError:
+        return ResponseParseError(
+            message=self._scrub(f"{request.method} {url}: the response body cannot be decoded "
+                                f"({type(exc).__name__}: {exc})"), provider=self.provider)
 
     def _note_rate_limit(self, received: WireResponse | None, delay: float) -> None:
         """A 429 limits the whole key, not one request: every request of this transport (all

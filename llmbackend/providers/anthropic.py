@@ -36,6 +36,7 @@ from llmbackend.errors import (
     TruncationError,
     UnsupportedError,
     excerpt,
+    excerpt_json,
 )
 from llmbackend.providers import Provider
 from llmbackend.schemas import Schema
@@ -310,12 +311,17 @@ def parse_message_object(
         return Failure(ProviderError(
             message="the model paused a long-running turn (stop_reason pause_turn); llmbackend "
             "does not continue turns", provider=NAME, error_type="pause_turn",
-            body=excerpt(json.dumps(body))))
+            body=excerpt_json(body)))
     schema = request.schema
     if schema is not None and structured_output_method(request) == "tool":
         forced = next((t for t in tools if t.get("name") == schema.name), None)
         if forced is not None:
-            text = json.dumps(forced.get("input"), ensure_ascii=False)
+            try:
+                text = json.dumps(forced.get("input"), ensure_ascii=False)
+            except (RecursionError, ValueError):
+                return Failure(ResponseParseError(
+                    message="the forced tool's input cannot be read as JSON (nested too deep)",
+                    provider=NAME))
             tools = []
     if not text and tools:
         names = ", ".join(str(t.get("name")) for t in tools)

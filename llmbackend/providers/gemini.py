@@ -35,6 +35,7 @@ from llmbackend.errors import (
     TruncationError,
     UnsupportedError,
     excerpt,
+    excerpt_json,
 )
 from llmbackend.providers import Provider, path_segment
 from llmbackend.types import Generation, GenerationRequest, Usage, WireRequest, WireResponse
@@ -212,7 +213,7 @@ def parse_response_object(
     if not isinstance(candidate, dict):
         return Failure(ResponseParseError(
             message=f"{LABEL} answered without a candidate", provider=NAME,
-            body=excerpt(json.dumps(body))))
+            body=excerpt_json(body)))
     texts: list[str] = []
     calls: list[str] = []
     content = candidate.get("content")
@@ -239,7 +240,7 @@ def parse_response_object(
         return Failure(ProviderError(
             message=f"{LABEL} ended the answer with finishReason {reason}"
             + (f": {message}" if isinstance(message, str) else ""),
-            provider=NAME, error_type=str(reason), body=excerpt(json.dumps(body))))
+            provider=NAME, error_type=str(reason), body=excerpt_json(body)))
     if not text and calls:
         return Failure(UnsupportedError(
             message=f"the model answered with function calls ({', '.join(calls)}) instead of "
@@ -301,7 +302,7 @@ def _count(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdecimal():
         return int(value)
     return None
 

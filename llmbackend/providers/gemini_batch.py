@@ -32,6 +32,7 @@ from llmbackend.errors import (
     ProviderError,
     ResponseParseError,
     excerpt,
+    excerpt_json,
 )
 from llmbackend.providers import path_segment
 from llmbackend.providers.gemini import (
@@ -336,12 +337,12 @@ def parse_result(request: GenerationRequest, item: Mapping[str, Any], key: str |
         return Failure(ProviderError(
             message=f"{LABEL} batch request {key!r} failed" + (f" ({status})" if status else "")
             + f": {message}", provider=NAME, error_type=status, error_code="batch_errored",
-            body=excerpt(json.dumps(error))))
+            body=excerpt_json(error)))
     response = item.get("response")
     if not isinstance(response, dict):
         return Failure(ResponseParseError(
             message=f"the batch result for {key!r} has neither a response nor an error",
-            provider=NAME, body=excerpt(json.dumps(item))))
+            provider=NAME, body=excerpt_json(item)))
     return parse_response_object(request, response)
 
 
@@ -392,7 +393,7 @@ def missing_result_error(batch: GeminiBatch, key: str, unreadable: int = 0) -> L
 def _count(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    return int(value) if isinstance(value, str) and value.isdigit() else 0
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdecimal() else 0
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

@@ -33,6 +33,7 @@ from llmbackend.errors import (
     TruncationError,
     UnsupportedError,
     excerpt,
+    excerpt_json,
 )
 from llmbackend.providers import Provider
 from llmbackend.schemas import Schema, is_object_schema, resolve_local_ref, rewrite, subschemas
@@ -305,7 +306,7 @@ def parse_response_object(
         return Failure(ProviderError(
             message=f"{LABEL} response status is {status!r}"
             + (f": {message}" if message else ""),
-            provider=NAME, error_type=str(status), error_code=code, body=excerpt(_encode(body)),
+            provider=NAME, error_type=str(status), error_code=code, body=excerpt_json(body),
         ))
     if not text and tool_calls:
         return Failure(UnsupportedError(
@@ -408,10 +409,6 @@ def _text(value: object) -> str | None:
 
 def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _encode(body: Mapping[str, Any]) -> str:
-    return json.dumps(body, ensure_ascii=False)
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

@@ -475,7 +475,7 @@ def parse_result_line(
     ):
         # The synchronous parser reads error bodies and reports a body that is not a Responses
         # object (e.g. a chat completion from a batch of another endpoint).
-        raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        raw = _as_bytes(body)
         return custom_id, parse_response(request, WireResponse(status=status, body=raw))
     return custom_id, parse_response_object(request, body)
 
@@ -554,6 +554,17 @@ def missing_result_error(batch: OpenAIBatch, custom_id: str, line: int,
         f"no line for request {custom_id!r}{unread}",
         provider=NAME, error_type="batch_error", error_code="missing_result",
     )
+
+
+def _as_bytes(body: object) -> bytes:
+    """A result line's response body as bytes for the synchronous parser: a string as UTF-8
+    (a lone surrogate replaced), anything else as JSON (empty if JSON cannot write it back)."""
+    if isinstance(body, str):
+        return body.encode("utf-8", "replace")
+    try:
+        return json.dumps(body).encode()
+    except (RecursionError, ValueError, TypeError):
+        return b""
 
 
 def _string(value: object) -> str | None:
