@@ -407,6 +407,10 @@ def test_latency_and_bounded_concurrency_counters(emulator: AnthropicEmulator,
     elapsed = time.perf_counter() - started
     assert sorted(answers) == [f"Echo: thread {i}" for i in range(4)]
     assert elapsed >= 0.2  # each answer waited its latency
+    # The server counts a request out just after sending its answer: let the last one finish.
+    deadline = time.monotonic() + 2
+    while emulator.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert (emulator.max_in_flight, emulator.in_flight) == (4, 0)
     emulator.reset_counters()
     emulator.latency = 0.0
