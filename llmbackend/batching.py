@@ -281,7 +281,7 @@ def _short(text: str, limit: int = 160) -> str:
 #: Concurrent requests of an immediate batch when ``concurrency`` is not given.
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 256
-IMMEDIATE_OPTIONS = ("mode", "concurrency", "custom_ids", "display_name")
+IMMEDIATE_OPTIONS = ("mode", "concurrency", "custom_ids", "display_name", "progress")
 
 
 @frozen(kw_only=True)
@@ -291,12 +291,14 @@ class ImmediateOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     custom_ids: tuple[str, ...] | None = field(default=None, repr=False)
     display_name: str | None = None
+    progress: Callable[[int, int], object] | None = field(default=None, repr=False)
 
 
 def parse_immediate_options(options: Mapping[str, Any], count: int) -> ImmediateOptions:
     """Pure: ``batch_options`` for an immediate batch: ``concurrency`` (1 to 256, default 8),
-    ``custom_ids`` (unique non-empty strings, one per input, used to name items in errors) and
-    ``display_name`` (kept on the handle). Raises ``ConfigurationError`` naming the option."""
+    ``custom_ids`` (unique non-empty strings, one per input, used to name items in errors),
+    ``display_name`` (kept on the handle) and ``progress`` (``callable(done, total)``, called as
+    prompts finish). Raises ``ConfigurationError`` naming the option."""
     check_option_names(options, IMMEDIATE_OPTIONS, "an immediate batch")
     concurrency = options.get("concurrency", DEFAULT_CONCURRENCY)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not (
@@ -309,11 +311,17 @@ def parse_immediate_options(options: Mapping[str, Any], count: int) -> Immediate
     if display_name is not None and not isinstance(display_name, str):
         raise ConfigurationError(message="batch option 'display_name' must be a string",
                                  key="display_name")
+    progress = options.get("progress")
+    if progress is not None and not callable(progress):
+        raise ConfigurationError(
+            message="batch option 'progress' must be a callable(done, total), e.g. a progress "
+            "bar's update", key="progress")
     custom_ids = options.get("custom_ids")
     return ImmediateOptions(
         concurrency=concurrency,
         custom_ids=None if custom_ids is None else check_custom_ids(custom_ids, count, None),
         display_name=display_name,
+        progress=progress,
     )
 
 

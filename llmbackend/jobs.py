@@ -171,9 +171,12 @@ class Batch(Generic[T]):
                 **({"order": list(self._order)} if self._order is not None else {})}
 
     def wait(self, poll_interval: float = DEFAULT_POLL_INTERVAL,
-             timeout: float | None = None) -> BatchStatus:
+             timeout: float | None = None,
+             progress: Callable[[BatchState], object] | None = None) -> BatchStatus:
         """Poll every ``poll_interval`` seconds until the batch has ended; its final status.
 
+        ``progress``, when given, is called with the ``BatchState`` (status and counts) of every
+        poll, the last one included: a hook for a progress bar or a log line (off by default).
         Raises ``BatchNotReadyError`` when ``timeout`` seconds pass first (the batch goes on).
         """
         if not poll_interval > 0:
@@ -181,7 +184,10 @@ class Batch(Generic[T]):
                                      key="poll_interval")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            status = self.status()
+            state = self.state()
+            if progress is not None:
+                progress(state)
+            status = state.status
             if status.is_terminal:
                 return status
             now = time.monotonic()
@@ -638,27 +644,44 @@ X = TypeVar("X")
 R = TypeVar("R")
 
 
-def fan_out(items: Sequence[X], run: Callable[[X], R], concurrency: int) -> list[R]:
+def fan_out(items: Sequence[X], run: Callable[[X], R], concurrency: int,
+            progress: Callable[[int, int], object] | None = None) -> list[R]:
     """Effectful: ``run(item)`` for every item, at most ``concurrency`` at a time on worker
     threads; the results in input order. No more than ``concurrency`` calls are ever queued, so
     memory holds the results and nothing else per item. ``run`` should return, not raise (an
-    exception is re-raised here after the calls in flight finish)."""
-    if concurrency <= 1 or len(items) <= 1:
-        return [run(item) for item in items]
+    exception is re-raised here after the calls in flight finish). ``progress(done, total)`` is
+    called, in the calling thread, as items finish."""
+    total = len(items)
+    if concurrency <= 1 or total <= 1:
+        results_in_order = []
+        for item in items:
+            results_in_order.append(run(item))
+            if progress is not None:
+                progress(len(results_in_order), total)
+        return results_in_order
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
     results: list[R | None] = [None] * len(items)
     with ThreadPoolExecutor(max_workers=min(concurrency, len(items)),
                             thread_name_prefix="llmbackend") as pool:
         in_flight: dict[Future[R], int] = {}
+        finished = 0
         for index, item in enumerate(items):
             if len(in_flight) >= concurrency:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     results[in_flight.pop(future)] = future.result()
+                finished += len(done)
+                if progress is not None:
+                    progress(finished, total)
             in_flight[pool.submit(run, item)] = index
-        for future in wait(in_flight).done:
-            results[in_flight[future]] = future.result()
+        while in_flight:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                results[in_flight.pop(future)] = future.result()
+            finished += len(done)
+            if progress is not None:
+                progress(finished, total)
     return results  # type: ignore[return-value]  # every slot is filled above
 
 
@@ -726,7 +749,7 @@ def run_immediate_batch(
     def run(prompt: str) -> Result[Generation[Any], LLMError]:
         return pipeline.generate(provider, evolve(request, input=prompt), transport.send)
 
-    outcomes = fan_out(inputs, run, options.concurrency)
+    outcomes = fan_out(inputs, run, options.concurrency, options.progress)
     job = CompletedJob(provider.name, custom_ids, outcomes, options.display_name)
     log().info("ran an immediate batch of %d requests on %s (concurrency %d)", len(inputs),
                provider.name, options.concurrency)

@@ -315,3 +315,14 @@ def test_a_lost_create_answer_is_not_sent_again(
         slow.submit_batch(PROMPTS[:2], batch_options=NATIVE)
     assert err.value.attempts == 1
     assert len(sent(anthropic_env, "/v1/messages/batches")) == 1
+
+
+def test_an_immediate_batch_reports_progress(claude: llmbackend.Client) -> None:
+    seen: list[tuple[int, int]] = []
+    batch = claude.submit_batch(PROMPTS, batch_options={
+        "concurrency": 2, "progress": lambda done, total: seen.append((done, total))})
+    assert batch.results() == [f"Echo: {p}" for p in PROMPTS]
+    assert seen[-1] == (6, 6)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    with pytest.raises(ConfigurationError, match="callable"):
+        claude.submit_batch(PROMPTS, batch_options={"progress": "bar"})

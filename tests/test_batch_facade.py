@@ -490,3 +490,13 @@ def test_a_lost_create_answer_never_makes_a_second_batch(
     assert list(openai_env.batches) == [batch.id]
     assert "GET /v1/batches?limit=100" in calls(openai_env)
     assert batch.results() == [f"Echo: {p}" for p in PROMPTS[:2]]
+
+
+def test_wait_reports_progress_at_every_poll(client: llmbackend.Client,
+                                             openai_env: OpenAIEmulator) -> None:
+    openai_env.batch_plan = BatchPlan(finish_after=3)
+    batch = client.submit_batch(PROMPTS)
+    seen: list[llmbackend.BatchState] = []
+    assert batch.wait(poll_interval=0.01, progress=seen.append) == "completed"
+    assert [state.status.value for state in seen] == ["running", "running", "completed"]
+    assert seen[-1].counts == llmbackend.BatchCounts(total=5, completed=5)
