@@ -75,6 +75,29 @@ PLANNED: dict[str, str] = {}
 LOCAL = ("transformers", "vllm", "mlx")
 
 
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """Pure: ``raw`` decoded as a JSON object, or ``None`` (not JSON, or not an object)."""
+    import json
+
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def read_count(value: object) -> int | None:
+    """Pure: a token or request count as providers write it: a JSON integer, or an int64 as a
+    string of ASCII digits (Gemini); ``None`` for anything else (``True`` included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdecimal():
+        return int(value)
+    return None
+
+
 def path_segment(value: str, safe: str = "") -> str:
     """Pure: ``value`` percent-encoded for a URL path (ids and model names come from callers and
     response bodies); characters in ``safe`` are kept."""

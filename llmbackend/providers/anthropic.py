@@ -38,7 +38,7 @@ from llmbackend.errors import (
     excerpt,
     excerpt_json,
 )
-from llmbackend.providers import Provider
+from llmbackend.providers import Provider, json_object, read_count
 from llmbackend.schemas import Schema
 from llmbackend.types import (
     Generation,
@@ -273,7 +273,7 @@ def parse_message(
     """
     if not 200 <= response.status < 300:
         return Failure(parse_error(response))
-    body = _json_object(response.body)
+    body = json_object(response.body)
     if body is None or not isinstance(body.get("content"), list):
         return Failure(ResponseParseError(
             message=f"{LABEL} answered HTTP {response.status} with a body that is not a message "
@@ -351,16 +351,16 @@ def parse_usage(usage: object) -> Usage:
     if not isinstance(usage, dict):
         return Usage()
     return Usage(
-        input_tokens=_count(usage.get("input_tokens")),
-        output_tokens=_count(usage.get("output_tokens")),
-        cached_input_tokens=_count(usage.get("cache_read_input_tokens")),
+        input_tokens=read_count(usage.get("input_tokens")),
+        output_tokens=read_count(usage.get("output_tokens")),
+        cached_input_tokens=read_count(usage.get("cache_read_input_tokens")),
     )
 
 
 def parse_error(response: WireResponse) -> HTTPStatusError:
     """Pure: an ``HTTPStatusError`` from a non-2xx response, with Anthropic's
     ``{"type": "error", "error": {"type", "message"}}`` fields where the body has them."""
-    body = _json_object(response.body)
+    body = json_object(response.body)
     error = body.get("error") if body is not None else None
     error_type: str | None = None
     if isinstance(error, dict):
@@ -379,18 +379,6 @@ def parse_error(response: WireResponse) -> HTTPStatusError:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _count(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 PROVIDER = Provider(

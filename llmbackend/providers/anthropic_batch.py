@@ -35,6 +35,7 @@ from llmbackend.errors import (
     ResponseParseError,
     excerpt,
 )
+from llmbackend.providers import json_object, read_count
 from llmbackend.providers.anthropic import (
     API_VERSION,
     LABEL,
@@ -224,7 +225,7 @@ def parse_batch_object(response: WireResponse) -> Result[AnthropicBatch, LLMErro
     """
     if not 200 <= response.status < 300:
         return Failure(parse_error(response))
-    body = _json_object(response.body)
+    body = json_object(response.body)
     batch_id = body.get("id") if body is not None else None
     status = body.get("processing_status") if body is not None else None
     if body is None or not isinstance(batch_id, str) or not isinstance(status, str):
@@ -233,7 +234,7 @@ def parse_batch_object(response: WireResponse) -> Result[AnthropicBatch, LLMErro
             "processing_status)", provider=NAME, body=excerpt(response.body)))
     counts = body.get("request_counts")
     counts = counts if isinstance(counts, dict) else {}
-    numbers = {key: _count(counts.get(key)) for key in
+    numbers = {key: (read_count(counts.get(key)) or 0) for key in
                ("processing", "succeeded", "errored", "canceled", "expired")}
     state = None
     if status == "ended":
@@ -308,13 +309,3 @@ def missing_result_error(batch: AnthropicBatch, custom_id: str, unreadable_lines
         error_code="missing_result")
 
 
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None

@@ -20,7 +20,6 @@ schema as written, from a dict or a Pydantic model).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +36,7 @@ from llmbackend.errors import (
     excerpt,
     excerpt_json,
 )
-from llmbackend.providers import Provider, path_segment
+from llmbackend.providers import Provider, json_object, path_segment, read_count
 from llmbackend.types import Generation, GenerationRequest, Usage, WireRequest, WireResponse
 
 NAME = "gemini"
@@ -191,7 +190,7 @@ def parse_generate_content(
     """
     if not 200 <= response.status < 300:
         return Failure(parse_error(response))
-    body = _json_object(response.body)
+    body = json_object(response.body)
     if body is None:
         return Failure(ResponseParseError(
             message=f"{LABEL} answered HTTP {response.status} with a body that is not a JSON "
@@ -261,19 +260,19 @@ def parse_usage(usage: object) -> Usage:
     (Gemini bills them as output), which are also given as ``reasoning_tokens``."""
     if not isinstance(usage, dict):
         return Usage()
-    candidates = _count(usage.get("candidatesTokenCount"))
-    thoughts = _count(usage.get("thoughtsTokenCount"))
+    candidates = read_count(usage.get("candidatesTokenCount"))
+    thoughts = read_count(usage.get("thoughtsTokenCount"))
     output = None if candidates is None and thoughts is None else (candidates or 0) + (
         thoughts or 0)
-    return Usage(input_tokens=_count(usage.get("promptTokenCount")), output_tokens=output,
+    return Usage(input_tokens=read_count(usage.get("promptTokenCount")), output_tokens=output,
                  reasoning_tokens=thoughts,
-                 cached_input_tokens=_count(usage.get("cachedContentTokenCount")))
+                 cached_input_tokens=read_count(usage.get("cachedContentTokenCount")))
 
 
 def parse_error(response: WireResponse) -> HTTPStatusError:
     """Pure: an ``HTTPStatusError`` from a non-2xx response, with Google's
     ``{"error": {"code", "message", "status", "details": [{"reason"}]}}`` fields."""
-    body = _json_object(response.body)
+    body = json_object(response.body)
     error = body.get("error") if body is not None else None
     status = reason = None
     if isinstance(error, dict):
@@ -294,25 +293,6 @@ def parse_error(response: WireResponse) -> HTTPStatusError:
         provider=NAME, status=response.status, error_type=status, error_code=reason,
         attempts=response.attempts, body=excerpt(response.body),
     )
-
-
-def _count(value: object) -> int | None:
-    # Counts are JSON numbers in responses but strings (int64) in batch stats.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdecimal():
-        return int(value)
-    return None
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 PROVIDER = Provider(

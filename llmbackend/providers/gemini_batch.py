@@ -34,7 +34,7 @@ from llmbackend.errors import (
     excerpt,
     excerpt_json,
 )
-from llmbackend.providers import path_segment
+from llmbackend.providers import json_object, path_segment, read_count
 from llmbackend.providers.gemini import (
     API_VERSION,
     LABEL,
@@ -254,7 +254,7 @@ def parse_file(response: WireResponse) -> Result[str, LLMError]:
     """Pure: the name (``files/...``) of the file an upload made."""
     if not 200 <= response.status < 300:
         return Failure(parse_error(response))
-    body = _json_object(response.body)
+    body = json_object(response.body)
     file = body.get("file", body) if body is not None else None
     name = file.get("name") if isinstance(file, dict) else None
     if not isinstance(name, str):
@@ -286,7 +286,7 @@ def parse_batch(response: WireResponse) -> Result[GeminiBatch, LLMError]:
     """
     if not 200 <= response.status < 300:
         return Failure(parse_error(response))
-    body = _json_object(response.body)
+    body = json_object(response.body)
     meta = body.get("metadata") if body is not None else None
     batch = meta if isinstance(meta, dict) else body
     name = (batch.get("name") if isinstance(batch, dict) else None) or (
@@ -298,9 +298,9 @@ def parse_batch(response: WireResponse) -> Result[GeminiBatch, LLMError]:
             provider=NAME, body=excerpt(response.body)))
     stats = batch.get("batchStats") if isinstance(batch, dict) else None
     stats = stats if isinstance(stats, dict) else {}
-    total = _count(stats.get("requestCount"))
-    succeeded = _count(stats.get("successfulRequestCount"))
-    failed = _count(stats.get("failedRequestCount"))
+    total = read_count(stats.get("requestCount")) or 0
+    succeeded = read_count(stats.get("successfulRequestCount")) or 0
+    failed = read_count(stats.get("failedRequestCount")) or 0
     output = body.get("response") if isinstance(body.get("response"), dict) else (
         batch.get("output") if isinstance(batch, dict) else None)
     inlined = None
@@ -388,20 +388,6 @@ def missing_result_error(batch: GeminiBatch, key: str, unreadable: int = 0) -> L
         message=f"{LABEL} batch {batch.name} ended {batch.status.raw} but has no result for "
         f"request {key!r}{unread}", provider=NAME, error_type="batch_error",
         error_code="missing_result")
-
-
-def _count(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdecimal() else 0
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def default_keys(count: int) -> Sequence[str]:

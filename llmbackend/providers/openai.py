@@ -17,7 +17,6 @@ Structured outputs use ``text.format`` of type ``json_schema``, strict where the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,7 +34,7 @@ from llmbackend.errors import (
     excerpt,
     excerpt_json,
 )
-from llmbackend.providers import Provider
+from llmbackend.providers import Provider, json_object, read_count
 from llmbackend.schemas import Schema, is_object_schema, resolve_local_ref, rewrite, subschemas
 from llmbackend.types import (
     Generation,
@@ -263,7 +262,7 @@ def parse_response(
     """
     if not 200 <= response.status < 300:
         return Failure(parse_error(response))
-    body = _json_object(response.body)
+    body = json_object(response.body)
     if body is None or not isinstance(body.get("output"), list):
         return Failure(ResponseParseError(
             message=f"{LABEL} answered HTTP {response.status} with a body that is not a "
@@ -360,11 +359,11 @@ def parse_usage(usage: object) -> Usage:
     input_details = usage.get("input_tokens_details")
     output_details = usage.get("output_tokens_details")
     return Usage(
-        input_tokens=_count(usage.get("input_tokens")),
-        output_tokens=_count(usage.get("output_tokens")),
-        reasoning_tokens=_count(output_details.get("reasoning_tokens"))
+        input_tokens=read_count(usage.get("input_tokens")),
+        output_tokens=read_count(usage.get("output_tokens")),
+        reasoning_tokens=read_count(output_details.get("reasoning_tokens"))
         if isinstance(output_details, dict) else None,
-        cached_input_tokens=_count(input_details.get("cached_tokens"))
+        cached_input_tokens=read_count(input_details.get("cached_tokens"))
         if isinstance(input_details, dict) else None,
     )
 
@@ -372,7 +371,7 @@ def parse_usage(usage: object) -> Usage:
 def parse_error(response: WireResponse) -> HTTPStatusError:
     """Pure: an ``HTTPStatusError`` from a non-2xx response, with OpenAI's ``error`` fields
     (``{"error": {"message", "type", "param", "code"}}``) where the body has them."""
-    body = _json_object(response.body)
+    body = json_object(response.body)
     error = body.get("error") if body is not None else None
     error_type = param = None
     if isinstance(error, dict):
@@ -405,18 +404,6 @@ def _text(value: object) -> str | None:
     if value is None or isinstance(value, Mapping | list):
         return None
     return str(value)
-
-
-def _count(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 PROVIDER = Provider(

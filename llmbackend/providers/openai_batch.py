@@ -35,7 +35,7 @@ from llmbackend.errors import (
     ResponseParseError,
     excerpt,
 )
-from llmbackend.providers import path_segment
+from llmbackend.providers import json_object, path_segment, read_count
 from llmbackend.providers.openai import (
     LABEL,
     NAME,
@@ -351,7 +351,7 @@ def parse_file_object(response: WireResponse) -> Result[str, LLMError]:
     """Pure: the id of the file that ``POST /files`` created, or the failure reported."""
     if not 200 <= response.status < 300:
         return Failure(parse_error(response))
-    body = _json_object(response.body)
+    body = json_object(response.body)
     file_id = body.get("id") if body is not None else None
     if not isinstance(file_id, str) or not file_id:
         return Failure(ResponseParseError(
@@ -365,7 +365,7 @@ def parse_batch_object(response: WireResponse) -> Result[OpenAIBatch, LLMError]:
     """Pure: a batch object (from create, retrieve or cancel), or the failure reported."""
     if not 200 <= response.status < 300:
         return Failure(parse_error(response))
-    body = _json_object(response.body)
+    body = json_object(response.body)
     batch = batch_from_object(body) if body is not None else None
     if batch is None:
         return Failure(ResponseParseError(
@@ -386,9 +386,9 @@ def batch_from_object(body: dict[str, Any]) -> OpenAIBatch | None:
     return OpenAIBatch(
         id=batch_id,
         status=BatchStatus(status),
-        counts=BatchCounts(total=_count(counts.get("total")),
-                           completed=_count(counts.get("completed")),
-                           failed=_count(counts.get("failed"))),
+        counts=BatchCounts(total=(read_count(counts.get("total")) or 0),
+                           completed=(read_count(counts.get("completed")) or 0),
+                           failed=(read_count(counts.get("failed")) or 0)),
         endpoint=_string(body.get("endpoint")),
         input_file_id=_string(body.get("input_file_id")),
         output_file_id=_string(body.get("output_file_id")),
@@ -414,7 +414,7 @@ def parse_batch_list(response: WireResponse) -> Result[list[OpenAIBatch], LLMErr
     """Pure: the batch objects of a ``GET /batches`` page (unreadable entries are skipped)."""
     if not 200 <= response.status < 300:
         return Failure(parse_error(response))
-    body = _json_object(response.body)
+    body = json_object(response.body)
     data = body.get("data") if body is not None else None
     if not isinstance(data, list):
         return Failure(ResponseParseError(
@@ -571,13 +571,3 @@ def _string(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
