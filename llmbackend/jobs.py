@@ -57,6 +57,7 @@ from llmbackend.types import (
     Generation,
     GenerationRequest,
     StructuredOutput,
+    WireRequest,
     WireResponse,
 )
 
@@ -284,7 +285,75 @@ def keep_parsed(outcome: Result[Generation[Any], LLMError]) -> Outcome:
 # --- OpenAI ---------------------------------------------------------------------------------------
 
 
-class OpenAIBatchJob:
+class _Part(Protocol):
+    """What a multi-part job reads from one provider batch object."""
+
+    id: str
+    status: BatchStatus
+    counts: BatchCounts
+    raw: Mapping[str, Any]
+
+
+class _PartedJob:
+    """Effectful: what the OpenAI and Anthropic jobs share: a job made of provider batches
+    ("parts"), fetched, cancelled and summed the same way; each subclass names its provider's
+    builders and parser."""
+
+    provider: str
+    id: str
+    part_ids: tuple[str, ...]
+    _transport: HTTPTransport
+    _request: GenerationRequest | None
+    _part_custom_ids: list[tuple[str, ...] | None]
+    _objects: list[Any]
+
+    def _retrieve(self, part_id: str) -> WireRequest:
+        raise NotImplementedError
+
+    def _cancel(self, part_id: str) -> WireRequest:
+        raise NotImplementedError
+
+    def _parse(self, response: WireResponse) -> Result[Any, LLMError]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "id": self.id,
+                "parts": [{"id": part_id, "custom_ids": None if ids is None else list(ids)}
+                          for part_id, ids in zip(self.part_ids, self._part_custom_ids,
+                                                  strict=True)],
+                **request_to_dict(self._request)}
+
+    def refresh(self) -> Result[BatchState, LLMError]:
+        for index, part_id in enumerate(self.part_ids):
+            fetched = self._transport.send(self._retrieve(part_id)).bind(self._parse)
+            if isinstance(fetched, Failure):
+                return fetched
+            self._objects[index] = fetched.unwrap()
+        return Success(self._state())
+
+    def cancel(self) -> Result[BatchState, LLMError]:
+        refreshed = self.refresh()
+        if isinstance(refreshed, Failure):
+            return refreshed
+        for index, part in enumerate(self._objects):
+            if part is None or part.status.is_terminal or part.status == "cancelling":
+                continue
+            cancelled = self._transport.send(self._cancel(part.id)).bind(self._parse)
+            if isinstance(cancelled, Failure):
+                return cancelled
+            self._objects[index] = cancelled.unwrap()
+        return Success(self._state())
+
+    def _state(self) -> BatchState:
+        objects: list[_Part] = [part for part in self._objects if part is not None]
+        counts = BatchCounts()
+        for part in objects:
+            counts += part.counts
+        return BatchState(status=combine_statuses([part.status for part in objects]),
+                          counts=counts, raw=tuple(part.raw for part in objects))
+
+
+class OpenAIBatchJob(_PartedJob):
     """Effectful: one OpenAI batch job, made of one or more provider batches ("parts").
 
     Made by ``submit_openai_batch`` (which knows the inputs) or from an id alone (which reads the
@@ -292,6 +361,15 @@ class OpenAIBatchJob:
     """
 
     provider = "openai"
+
+    def _retrieve(self, part_id: str) -> WireRequest:
+        return wire.build_retrieve_batch(part_id)
+
+    def _cancel(self, part_id: str) -> WireRequest:
+        return wire.build_cancel_batch(part_id)
+
+    def _parse(self, response: WireResponse) -> Result[Any, LLMError]:
+        return wire.parse_batch_object(response)
 
     def __init__(
         self,
@@ -313,43 +391,6 @@ class OpenAIBatchJob:
         self._part_requests: list[GenerationRequest | None] = [request] * len(part_ids)
         self._objects: list[wire.OpenAIBatch | None] = [None] * len(part_ids)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"provider": self.provider, "id": self.id,
-                "parts": [{"id": part_id, "custom_ids": None if ids is None else list(ids)}
-                          for part_id, ids in zip(self.part_ids, self._part_custom_ids,
-                                                  strict=True)],
-                **request_to_dict(self._request)}
-
-    def refresh(self) -> Result[BatchState, LLMError]:
-        for index, part_id in enumerate(self.part_ids):
-            fetched = self._transport.send(wire.build_retrieve_batch(part_id)).bind(
-                wire.parse_batch_object)
-            if isinstance(fetched, Failure):
-                return fetched
-            self._objects[index] = fetched.unwrap()
-        return Success(self._state())
-
-    def cancel(self) -> Result[BatchState, LLMError]:
-        refreshed = self.refresh()
-        if isinstance(refreshed, Failure):
-            return refreshed
-        for index, part in enumerate(self._objects):
-            if part is None or part.status.is_terminal or part.status == "cancelling":
-                continue
-            cancelled = self._transport.send(wire.build_cancel_batch(part.id)).bind(
-                wire.parse_batch_object)
-            if isinstance(cancelled, Failure):
-                return cancelled
-            self._objects[index] = cancelled.unwrap()
-        return Success(self._state())
-
-    def _state(self) -> BatchState:
-        objects = [part for part in self._objects if part is not None]
-        counts = BatchCounts()
-        for part in objects:
-            counts += part.counts
-        return BatchState(status=combine_statuses([part.status for part in objects]),
-                          counts=counts, raw=tuple(part.raw for part in objects))
 
     def custom_ids(self) -> Result[tuple[str, ...], LLMError]:
         ids: list[str] = []
@@ -759,12 +800,22 @@ def run_immediate_batch(
 # --- Anthropic ------------------------------------------------------------------------------------
 
 
-class AnthropicBatchJob:
+class AnthropicBatchJob(_PartedJob):
     """Effectful: one native Anthropic Message Batches job, made of one or more provider
     batches. Made by ``submit_anthropic_batch`` (which knows the custom ids) or from an id alone
     (which reads them from the results once the batch has ended)."""
 
     provider = "anthropic"
+    _request: GenerationRequest
+
+    def _retrieve(self, part_id: str) -> WireRequest:
+        return anthropic_wire.build_retrieve_batch(part_id)
+
+    def _cancel(self, part_id: str) -> WireRequest:
+        return anthropic_wire.build_cancel_batch(part_id)
+
+    def _parse(self, response: WireResponse) -> Result[Any, LLMError]:
+        return anthropic_wire.parse_batch_object(response)
 
     def __init__(
         self,
@@ -782,43 +833,6 @@ class AnthropicBatchJob:
             list(part_custom_ids) if part_custom_ids is not None else [None] * len(part_ids))
         self._objects: list[anthropic_wire.AnthropicBatch | None] = [None] * len(part_ids)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"provider": self.provider, "id": self.id,
-                "parts": [{"id": part_id, "custom_ids": None if ids is None else list(ids)}
-                          for part_id, ids in zip(self.part_ids, self._part_custom_ids,
-                                                  strict=True)],
-                **request_to_dict(self._request)}
-
-    def refresh(self) -> Result[BatchState, LLMError]:
-        for index, part_id in enumerate(self.part_ids):
-            fetched = self._transport.send(anthropic_wire.build_retrieve_batch(part_id)).bind(
-                anthropic_wire.parse_batch_object)
-            if isinstance(fetched, Failure):
-                return fetched
-            self._objects[index] = fetched.unwrap()
-        return Success(self._state())
-
-    def cancel(self) -> Result[BatchState, LLMError]:
-        refreshed = self.refresh()
-        if isinstance(refreshed, Failure):
-            return refreshed
-        for index, part in enumerate(self._objects):
-            if part is None or part.ended or part.status == "cancelling":
-                continue
-            cancelled = self._transport.send(anthropic_wire.build_cancel_batch(part.id)).bind(
-                anthropic_wire.parse_batch_object)
-            if isinstance(cancelled, Failure):
-                return cancelled
-            self._objects[index] = cancelled.unwrap()
-        return Success(self._state())
-
-    def _state(self) -> BatchState:
-        objects = [part for part in self._objects if part is not None]
-        counts = BatchCounts()
-        for part in objects:
-            counts += part.counts
-        return BatchState(status=combine_statuses([part.status for part in objects]),
-                          counts=counts, raw=tuple(part.raw for part in objects))
 
     def custom_ids(self) -> Result[tuple[str, ...], LLMError]:
         if all(ids is not None for ids in self._part_custom_ids):
