@@ -87,6 +87,26 @@ class Engine:
                   ) -> list[Result[Generation[str], LLMError]]:
         raise NotImplementedError
 
+    def _render(self, inputs: Sequence[local.PromptInput]) -> list[str]:
+        """Each input as the text the model reads: raw, or rendered with the chat template."""
+        tokenizer: Any = self.__dict__["_tokenizer"]
+        add_generation_prompt = self.options.get("add_generation_prompt", True)
+        return [item.text if item.text is not None else tokenizer.apply_chat_template(
+            list(item.messages or ()), add_generation_prompt=add_generation_prompt,
+            tokenize=False) for item in inputs]
+
+    def _json_grammar(self, xgrammar: Any, schema: StructuredOutput[Any],
+                      hf_tokenizer: Any, vocab_size: int) -> Any:
+        """``schema`` compiled by xgrammar for this model's tokenizer (the compiler is made
+        once per engine). Compact JSON, no free whitespace: a weak model could otherwise loop
+        on spaces (and this is the JSON vLLM writes with ``disable_any_whitespace``)."""
+        compiler = self.__dict__.get("_compiler")
+        if compiler is None:
+            info = xgrammar.TokenizerInfo.from_huggingface(hf_tokenizer, vocab_size=vocab_size)
+            compiler = self._compiler = xgrammar.GrammarCompiler(info)
+        return compiler.compile_json_schema(json.dumps(dict(schema.schema)),
+                                            any_whitespace=False, separators=(",", ":"))
+
     def _result(self, text: str, finish: FinishReason, prompt_tokens: int,
                 completion_tokens: int, raw: Mapping[str, Any]
                 ) -> Result[Generation[str], LLMError]:
@@ -145,10 +165,7 @@ class TransformersEngine(Engine):
         stops = kwargs.get("stop_strings")
         if stops:
             kwargs["tokenizer"] = self._tokenizer
-        add_generation_prompt = self.options.get("add_generation_prompt", True)
-        texts = [item.text if item.text is not None else self._tokenizer.apply_chat_template(
-            list(item.messages or ()), add_generation_prompt=add_generation_prompt,
-            tokenize=False) for item in inputs]
+        texts = self._render(inputs)
         templated = [item.messages is not None for item in inputs]
         size = self._batch_size or len(texts)
         results: list[Result[Generation[str], LLMError]] = []
@@ -183,16 +200,8 @@ class TransformersEngine(Engine):
                 message="structured outputs on the transformers provider need xgrammar: "
                 "pip install 'llmbackend[transformers]'", provider="transformers",
                 extra="transformers") from exc
-        compiler = self.__dict__.get("_compiler")
-        if compiler is None:
-            info = xgrammar.TokenizerInfo.from_huggingface(
-                self._tokenizer, vocab_size=self._model.config.vocab_size)
-            compiler = self._compiler = xgrammar.GrammarCompiler(info)
-        # Compact JSON, no free whitespace: a weak model could otherwise loop on spaces (and
-        # this is the JSON vLLM writes with disable_any_whitespace).
-        grammar = compiler.compile_json_schema(json.dumps(dict(schema.schema)),
-                                               any_whitespace=False, separators=(",", ":"))
-        return LogitsProcessor(grammar)
+        return LogitsProcessor(self._json_grammar(
+            xgrammar, schema, self._tokenizer, self._model.config.vocab_size))
 
     def _decode(self, prompt: str, new_ids: list[int], prompt_tokens: int,
                 stops: Sequence[str] | None, budget: int) -> Result[Generation[str], LLMError]:
@@ -268,11 +277,7 @@ class MLXEngine(Engine):
                     provider="mlx", parameter=key)
         stops = local.stop_strings(config, "mlx")
         budget = local.max_tokens(config)
-        add_generation_prompt = self.options.get("add_generation_prompt", True)
-        prompts = [
-            item.text if item.text is not None else self._tokenizer.apply_chat_template(
-                list(item.messages or ()), add_generation_prompt=add_generation_prompt,
-                tokenize=False) for item in inputs]
+        prompts = self._render(inputs)
         encoded = [self._tokenizer.encode(prompt, add_special_tokens=item.text is not None)
                    for prompt, item in zip(prompts, inputs, strict=True)]
         if config.seed is not None:
@@ -315,14 +320,8 @@ class MLXEngine(Engine):
             raise MissingDependencyError(
                 message="structured outputs on the MLX provider need xgrammar: "
                 "pip install 'llmbackend[mlx]'", provider="mlx", extra="mlx") from exc
-        compiler = self.__dict__.get("_compiler")
-        if compiler is None:
-            info = xgrammar.TokenizerInfo.from_huggingface(
-                self._tokenizer._tokenizer, vocab_size=self._model.args.vocab_size)
-            compiler = self._compiler = xgrammar.GrammarCompiler(info)
-        grammar = compiler.compile_json_schema(json.dumps(dict(schema.schema)),
-                                               any_whitespace=False, separators=(",", ":"))
-        return _MLXGrammarProcessor(xgrammar, grammar)
+        return _MLXGrammarProcessor(xgrammar, self._json_grammar(
+            xgrammar, schema, self._tokenizer._tokenizer, self._model.args.vocab_size))
 
 
 class _MLXGrammarProcessor:
@@ -387,10 +386,7 @@ class VLLMEngine(Engine):
             raise UnsupportedError(
                 message=f"config.extra holds something vLLM's SamplingParams does not take: "
                 f"{exc}", provider="vllm", parameter="extra") from exc
-        add_generation_prompt = self.options.get("add_generation_prompt", True)
-        prompts = [item.text if item.text is not None else self._tokenizer.apply_chat_template(
-            list(item.messages or ()), add_generation_prompt=add_generation_prompt,
-            tokenize=False) for item in inputs]
+        prompts = self._render(inputs)
         # Token ids, not text: a rendered chat already holds its special tokens.
         requests = [{"prompt_token_ids": self._tokenizer.encode(
             prompt, add_special_tokens=item.text is not None)}
