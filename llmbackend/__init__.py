@@ -12,8 +12,11 @@ if TYPE_CHECKING:
     from llmbackend.api import (
         Client,
         LLMBackendWarning,
+        acreate_batch,
         agenerate,
+        aget_batch,
         aget_response,
+        arestore_batch,
         client,
         create_batch,
         generate,
@@ -80,8 +83,11 @@ __all__ = [
     "UnsupportedError",
     "Usage",
     "__version__",
+    "acreate_batch",
     "agenerate",
+    "aget_batch",
     "aget_response",
+    "arestore_batch",
     "client",
     "create_batch",
     "generate",
@@ -94,8 +100,8 @@ __all__ = [
 # millisecond and a program pays for the pipeline (attrs, returns, our modules) only when it uses
 # it; httpx2, jsonschema, cattrs and Pydantic wait further, until a request or a schema needs them.
 _HOME = {
-    **dict.fromkeys(("Client", "LLMBackendWarning", "agenerate", "aget_response", "client",
-                     "create_batch", "generate",
+    **dict.fromkeys(("Client", "LLMBackendWarning", "acreate_batch", "agenerate", "aget_batch",
+                     "aget_response", "arestore_batch", "client", "create_batch", "generate",
                      "get_batch", "get_response", "restore_batch"), "llmbackend.api"),
     **dict.fromkeys(("BatchCounts", "BatchState", "BatchStatus"), "llmbackend.batching"),
     "Batch": "llmbackend.jobs",

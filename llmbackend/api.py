@@ -16,14 +16,23 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from returns.result import Failure, Result, Success
 
 from llmbackend import pipeline
+from llmbackend.batching import DEFAULT_CONCURRENCY, check_concurrency
 from llmbackend.convert import config_from
 from llmbackend.errors import (
     ConfigurationError,
@@ -32,6 +41,8 @@ from llmbackend.errors import (
     UnsupportedError,
     did_you_mean,
 )
+from llmbackend.fanout import Progress, aordered_map, ordered_map
+from llmbackend.progress import check_progress, progress_callback
 from llmbackend.providers import Provider, get_provider
 from llmbackend.providers.local import LOCAL_PROVIDERS, LocalProvider, check_options
 from llmbackend.retrying import RetryPolicy
@@ -39,6 +50,7 @@ from llmbackend.transport import DEFAULT_TIMEOUT, HTTPTransport
 from llmbackend.types import (
     ConfigInput,
     Generation,
+    GenerationConfig,
     GenerationRequest,
     Secret,
     StructuredOutput,
@@ -47,12 +59,11 @@ from llmbackend.types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from llmbackend.engines import Engine
     from llmbackend.jobs import Batch
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class LLMBackendWarning(UserWarning):
@@ -131,18 +142,8 @@ def resolve_settings(
             provider=provider.name,
             env_var=variable,
         )
-    timeout = options.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ConfigurationError(
-            message=f"timeout must be a positive number of seconds, got {timeout!r}",
-            key="timeout",
-        )
-    max_retries = options.get("max_retries", RetryPolicy().max_retries)
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ConfigurationError(
-            message=f"max_retries must be a whole number >= 0, got {max_retries!r}",
-            key="max_retries",
-        )
+    timeout = check_timeout(options.get("timeout", DEFAULT_TIMEOUT))
+    max_retries = check_max_retries(options.get("max_retries", RetryPolicy().max_retries))
     headers = options.get("headers") or {}
     if not isinstance(headers, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
@@ -215,16 +216,19 @@ _shared_lock = threading.Lock()
 
 
 def _shared_transport(provider: Provider, settings: ClientSettings) -> HTTPTransport:
-    transport = _shared.get(settings)
+    # One pool per endpoint and credentials: a call's own timeout or max_retries gets a view
+    # of it (``with_options``), not a pool of its own.
+    key = evolve(settings, timeout=DEFAULT_TIMEOUT, max_retries=RetryPolicy().max_retries)
+    transport = _shared.get(key)
     if transport is None:
         with _shared_lock:
-            transport = _shared.get(settings)
+            transport = _shared.get(key)
             if transport is None:
                 if len(_shared) >= _SHARED_LIMIT:
                     # Dropped, not closed: a call in another thread may still be using it.
                     _shared.pop(next(iter(_shared)))
-                transport = _shared[settings] = open_transport(provider, settings)
-    return transport
+                transport = _shared[key] = open_transport(provider, key)
+    return transport.with_options(timeout=settings.timeout, max_retries=settings.max_retries)
 
 
 def unwrap_or_raise(result: Result[T, LLMError]) -> T:
@@ -315,66 +319,86 @@ class Client:
         self.close()
 
     @overload
-    def generate(self, input: str, config: ConfigInput = None, schema: None = None
+    def generate(self, input: str, config: ConfigInput = None, schema: None = None, *,
+                 timeout: float | None = None, max_retries: int | None = None
                  ) -> Result[Generation[str], LLMError]: ...
 
     @overload
-    def generate(self, input: str, config: ConfigInput, schema: StructuredOutput[T]
+    def generate(self, input: str, config: ConfigInput, schema: StructuredOutput[T], *,
+                 timeout: float | None = None, max_retries: int | None = None
                  ) -> Result[Generation[T], LLMError]: ...
 
     @overload
-    def generate(self, input: str, config: ConfigInput = None, *, schema: StructuredOutput[T]
+    def generate(self, input: str, config: ConfigInput = None, *, schema: StructuredOutput[T],
+                 timeout: float | None = None, max_retries: int | None = None
                  ) -> Result[Generation[T], LLMError]: ...
 
     def generate(self, input: str, config: ConfigInput = None,
-                 schema: StructuredOutput[Any] | None = None) -> Result[Generation[Any], LLMError]:
-        """Typed face: the whole ``Generation`` on success, the ``LLMError`` as a ``Failure``."""
+                 schema: StructuredOutput[Any] | None = None, *, timeout: float | None = None,
+                 max_retries: int | None = None) -> Result[Generation[Any], LLMError]:
+        """Typed face: the whole ``Generation`` on success, the ``LLMError`` as a ``Failure``.
+
+        ``timeout`` (seconds for the whole request, each attempt) and ``max_retries`` override
+        the client's for this call only (see docs/retries-and-timeouts.md).
+        """
         if self._engine is not None:
+            self._no_network_options(timeout, max_retries)
             return _run_local(self._engine, self.model, input, config, schema)
         request = _request(self.model, input, config, schema, self._settings)
-        return _run(self._provider, request, self._transport)
+        return _run(self._provider, request, self._transport_for(timeout, max_retries))
 
     @overload
-    async def agenerate(self, input: str, config: ConfigInput = None, schema: None = None
+    async def agenerate(self, input: str, config: ConfigInput = None, schema: None = None, *,
+                        timeout: float | None = None, max_retries: int | None = None
                         ) -> Result[Generation[str], LLMError]: ...
 
     @overload
-    async def agenerate(self, input: str, config: ConfigInput, schema: StructuredOutput[T]
+    async def agenerate(self, input: str, config: ConfigInput, schema: StructuredOutput[T], *,
+                        timeout: float | None = None, max_retries: int | None = None
                         ) -> Result[Generation[T], LLMError]: ...
 
     @overload
     async def agenerate(self, input: str, config: ConfigInput = None, *,
-                        schema: StructuredOutput[T]) -> Result[Generation[T], LLMError]: ...
+                        schema: StructuredOutput[T], timeout: float | None = None,
+                        max_retries: int | None = None) -> Result[Generation[T], LLMError]: ...
 
     async def agenerate(self, input: str, config: ConfigInput = None,
-                        schema: StructuredOutput[Any] | None = None
+                        schema: StructuredOutput[Any] | None = None, *,
+                        timeout: float | None = None, max_retries: int | None = None
                         ) -> Result[Generation[Any], LLMError]:
         """Async typed face: ``generate`` on the running event loop. Remote providers use an
         async connection pool (one per event loop); a local model runs in a worker thread."""
         if self._engine is not None:
             import asyncio
 
+            self._no_network_options(timeout, max_retries)
             return await asyncio.to_thread(
                 _run_local, self._engine, self.model, input, config, schema)
         request = _request(self.model, input, config, schema, self._settings)
-        return await _arun(self._provider, request, self._transport)
+        return await _arun(self._provider, request, self._transport_for(timeout, max_retries))
 
     @overload
-    async def aget_response(self, input: str, config: ConfigInput = None, schema: None = None
+    async def aget_response(self, input: str, config: ConfigInput = None, schema: None = None,
+                            *, timeout: float | None = None, max_retries: int | None = None
                             ) -> str: ...
 
     @overload
     async def aget_response(self, input: str, config: ConfigInput,
-                            schema: StructuredOutput[T]) -> T: ...
+                            schema: StructuredOutput[T], *, timeout: float | None = None,
+                            max_retries: int | None = None) -> T: ...
 
     @overload
     async def aget_response(self, input: str, config: ConfigInput = None, *,
-                            schema: StructuredOutput[T]) -> T: ...
+                            schema: StructuredOutput[T], timeout: float | None = None,
+                            max_retries: int | None = None) -> T: ...
 
     async def aget_response(self, input: str, config: ConfigInput = None,
-                            schema: StructuredOutput[Any] | None = None) -> Any:
+                            schema: StructuredOutput[Any] | None = None, *,
+                            timeout: float | None = None, max_retries: int | None = None
+                            ) -> Any:
         """Async seed face: the answer, or the ``LLMError`` raised."""
-        return unwrap_or_raise(await self.agenerate(input, config, schema)).parsed
+        return unwrap_or_raise(await self.agenerate(
+            input, config, schema, timeout=timeout, max_retries=max_retries)).parsed
 
     async def aclose(self) -> None:
         """Close the pooled connections, the async ones included."""
@@ -384,21 +408,159 @@ class Client:
             await self._transport.aclose()
 
     @overload
-    def get_response(self, input: str, config: ConfigInput = None, schema: None = None
-                     ) -> str: ...
+    def get_response(self, input: str, config: ConfigInput = None, schema: None = None, *,
+                     timeout: float | None = None, max_retries: int | None = None) -> str: ...
 
     @overload
-    def get_response(self, input: str, config: ConfigInput, schema: StructuredOutput[T]) -> T: ...
+    def get_response(self, input: str, config: ConfigInput, schema: StructuredOutput[T], *,
+                     timeout: float | None = None, max_retries: int | None = None) -> T: ...
 
     @overload
     def get_response(self, input: str, config: ConfigInput = None, *,
-                     schema: StructuredOutput[T]) -> T: ...
+                     schema: StructuredOutput[T], timeout: float | None = None,
+                     max_retries: int | None = None) -> T: ...
 
     def get_response(self, input: str, config: ConfigInput = None,
-                     schema: StructuredOutput[Any] | None = None) -> Any:
-        """Seed face: the answer (text, or the parsed object with a schema); raises ``LLMError``."""
-        return unwrap_or_raise(self.generate(input, config, schema)).parsed
+                     schema: StructuredOutput[Any] | None = None, *,
+                     timeout: float | None = None, max_retries: int | None = None) -> Any:
+        """Seed face: the answer (text, or the parsed object with a schema); raises ``LLMError``.
+        ``timeout`` and ``max_retries`` override the client's for this call only."""
+        return unwrap_or_raise(self.generate(
+            input, config, schema, timeout=timeout, max_retries=max_retries)).parsed
 
+    @overload
+    def map(self, inputs: Iterable[str], config: ConfigInput = None, schema: None = None, *,
+            concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
+            timeout: float | None = None, max_retries: int | None = None
+            ) -> Iterator[Result[Generation[str], LLMError]]: ...
+
+    @overload
+    def map(self, inputs: Iterable[str], config: ConfigInput, schema: StructuredOutput[T], *,
+            concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
+            timeout: float | None = None, max_retries: int | None = None
+            ) -> Iterator[Result[Generation[T], LLMError]]: ...
+
+    @overload
+    def map(self, inputs: Iterable[str], config: ConfigInput = None, *,
+            schema: StructuredOutput[T], concurrency: int = DEFAULT_CONCURRENCY,
+            progress: Progress | bool | None = None, timeout: float | None = None,
+            max_retries: int | None = None) -> Iterator[Result[Generation[T], LLMError]]: ...
+
+    def map(self, inputs: Iterable[str], config: ConfigInput = None,
+            schema: StructuredOutput[Any] | None = None, *,
+            concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
+            timeout: float | None = None, max_retries: int | None = None
+            ) -> Iterator[Result[Generation[Any], LLMError]]:
+        """Fan-out, typed face: one ``generate`` per input, ``concurrency`` at a time (1 to 256,
+        default 8); each input's ``Result`` in input order, as an iterator you loop over.
+
+        Memory stays bounded whatever the number of inputs: ``inputs`` may be a generator, it
+        is read ``2 x concurrency`` ahead at most, and each result is handed back as soon as
+        those before it are. A failed prompt is a ``Failure`` at its place; it never stops the
+        others. ``progress`` is ``True`` (a bar: tqdm if installed, else a line on stderr) or
+        a ``callable(done, total)`` (``total`` is ``None`` for an input without a length).
+        A config the provider cannot take raises at once, before anything is sent. A local
+        provider runs ``concurrency`` prompts per batched generate call instead.
+        See docs/fan-out.md.
+        """
+        concurrency = check_concurrency(concurrency)
+        checked = _check_schema(schema)
+        check_progress(progress)
+        prompts, total = _prompts(inputs), _length(inputs)
+        if self._engine is not None:
+            self._no_network_options(timeout, max_retries)
+            engine, settings = self._engine, config_from(config)
+
+            def start_local(update: Progress | None) -> Iterator[Result[Generation[Any], LLMError]]:
+                return _map_local(engine, prompts, settings, checked, size=concurrency,
+                                  update=update, total=total)
+
+            return _with_progress(start_local, progress, self._label())
+        request = _request(self.model, "", config, checked, self._settings)
+        provider, transport = self._provider, self._transport_for(timeout, max_retries)
+        _first_build(provider, request)
+
+        def run(prompt: str) -> Result[Generation[Any], LLMError]:
+            return pipeline.generate(provider, evolve(request, input=prompt), transport.send)
+
+        def start(update: Progress | None) -> Iterator[Result[Generation[Any], LLMError]]:
+            return ordered_map(run, prompts, concurrency, progress=update, total=total)
+
+        return _with_progress(start, progress, self._label())
+
+    @overload
+    def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput = None,
+             schema: None = None, *, concurrency: int = DEFAULT_CONCURRENCY,
+             progress: Progress | bool | None = None, timeout: float | None = None,
+             max_retries: int | None = None
+             ) -> AsyncIterator[Result[Generation[str], LLMError]]: ...
+
+    @overload
+    def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput,
+             schema: StructuredOutput[T], *, concurrency: int = DEFAULT_CONCURRENCY,
+             progress: Progress | bool | None = None, timeout: float | None = None,
+             max_retries: int | None = None
+             ) -> AsyncIterator[Result[Generation[T], LLMError]]: ...
+
+    @overload
+    def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput = None, *,
+             schema: StructuredOutput[T], concurrency: int = DEFAULT_CONCURRENCY,
+             progress: Progress | bool | None = None, timeout: float | None = None,
+             max_retries: int | None = None
+             ) -> AsyncIterator[Result[Generation[T], LLMError]]: ...
+
+    def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput = None,
+             schema: StructuredOutput[Any] | None = None, *,
+             concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
+             timeout: float | None = None, max_retries: int | None = None
+             ) -> AsyncIterator[Result[Generation[Any], LLMError]]:
+        """Async fan-out: ``map`` as tasks on the running event loop, for ``async for``;
+        ``inputs`` may also be an async iterable. A local model runs in a worker thread."""
+        concurrency = check_concurrency(concurrency)
+        checked = _check_schema(schema)
+        check_progress(progress)
+        prompts, total = _aprompts(inputs), _length(inputs)
+        if self._engine is not None:
+            self._no_network_options(timeout, max_retries)
+            engine, settings = self._engine, config_from(config)
+
+            def start_local(update: Progress | None
+                            ) -> AsyncIterator[Result[Generation[Any], LLMError]]:
+                return _amap_local(engine, prompts, settings, checked, size=concurrency,
+                                   update=update, total=total)
+
+            return _awith_progress(start_local, progress, self._label())
+        request = _request(self.model, "", config, checked, self._settings)
+        provider, transport = self._provider, self._transport_for(timeout, max_retries)
+        _first_build(provider, request)
+
+        async def run(prompt: str) -> Result[Generation[Any], LLMError]:
+            return await pipeline.agenerate(provider, evolve(request, input=prompt),
+                                            transport.asend)
+
+        def start(update: Progress | None) -> AsyncIterator[Result[Generation[Any], LLMError]]:
+            return aordered_map(run, prompts, concurrency, progress=update, total=total)
+
+        return _awith_progress(start, progress, self._label())
+
+    def _label(self) -> str:
+        return f"{self.provider} {self.model}"
+
+    def _transport_for(self, timeout: float | None, max_retries: int | None) -> HTTPTransport:
+        """The client's transport, or a view of it (same connections) with this call's
+        ``timeout`` / ``max_retries``."""
+        if timeout is None and max_retries is None:
+            return self._transport
+        return self._transport.with_options(
+            timeout=None if timeout is None else check_timeout(timeout),
+            max_retries=None if max_retries is None else check_max_retries(max_retries))
+
+    def _no_network_options(self, timeout: float | None, max_retries: int | None) -> None:
+        if timeout is not None or max_retries is not None:
+            raise ConfigurationError(
+                message=f"timeout and max_retries apply to requests to a remote provider; "
+                f"{self.provider} runs in this process", key="timeout" if timeout is not None
+                else "max_retries")
 
     @overload
     def submit_batch(self, inputs: Iterable[str], config: ConfigInput = None,
@@ -470,6 +632,67 @@ class Client:
                 "restore", key="batch")
         return _restore(self._provider, self._transport, saved, schema)
 
+    @overload
+    async def asubmit_batch(self, inputs: Iterable[str], config: ConfigInput = None,
+                            schema: None = None, batch_options: Mapping[str, Any] | None = None
+                            ) -> Batch[str]: ...
+
+    @overload
+    async def asubmit_batch(self, inputs: Iterable[str], config: ConfigInput,
+                            schema: StructuredOutput[T],
+                            batch_options: Mapping[str, Any] | None = None) -> Batch[T]: ...
+
+    @overload
+    async def asubmit_batch(self, inputs: Iterable[str], config: ConfigInput = None, *,
+                            schema: StructuredOutput[T],
+                            batch_options: Mapping[str, Any] | None = None) -> Batch[T]: ...
+
+    async def asubmit_batch(self, inputs: Iterable[str], config: ConfigInput = None,
+                            schema: StructuredOutput[Any] | None = None,
+                            batch_options: Mapping[str, Any] | None = None) -> Batch[Any]:
+        """Async ``submit_batch``: an immediate batch runs as tasks on the event loop, a native
+        job is uploaded and created in a worker thread. The handle's ``astatus()``,
+        ``await_()``, ``aresults()`` and ``aoutcomes()`` are its async twins."""
+        import asyncio
+
+        if self._engine is not None:
+            return await asyncio.to_thread(
+                _submit_local, self._engine, self.model, inputs=inputs, config=config,
+                schema=schema, batch_options=batch_options)
+        return await _asubmit(self._provider, self.model, self._settings, self._transport,
+                              inputs=inputs, config=config, schema=schema,
+                              batch_options=batch_options)
+
+    @overload
+    async def aget_batch(self, batch_id: str, schema: None = None,
+                         custom_ids: Sequence[str] | None = None) -> Batch[Any]: ...
+
+    @overload
+    async def aget_batch(self, batch_id: str, schema: StructuredOutput[T],
+                         custom_ids: Sequence[str] | None = None) -> Batch[T]: ...
+
+    async def aget_batch(self, batch_id: str, schema: StructuredOutput[Any] | None = None,
+                         custom_ids: Sequence[str] | None = None) -> Batch[Any]:
+        """Async ``get_batch`` (its requests run in a worker thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.get_batch, batch_id, schema, custom_ids)
+
+    @overload
+    async def arestore_batch(self, saved: Mapping[str, Any], schema: None = None
+                             ) -> Batch[Any]: ...
+
+    @overload
+    async def arestore_batch(self, saved: Mapping[str, Any], schema: StructuredOutput[T]
+                             ) -> Batch[T]: ...
+
+    async def arestore_batch(self, saved: Mapping[str, Any],
+                             schema: StructuredOutput[Any] | None = None) -> Batch[Any]:
+        """Async ``restore_batch`` (its request runs in a worker thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.restore_batch, saved, schema)
+
 
 def _restore(provider: Provider, transport: HTTPTransport, saved: object, schema: object
              ) -> Batch[Any]:
@@ -488,6 +711,50 @@ def _submit(provider: Provider, model: str, settings: ClientSettings, transport:
             batch_options: Mapping[str, Any] | None) -> Batch[Any]:
     from llmbackend import jobs
 
+    prompts, request, options, mode = _batch_plan(provider, model, settings, inputs=inputs,
+                                                  config=config, schema=schema,
+                                                  batch_options=batch_options)
+    if mode == "immediate":
+        return jobs.run_immediate_batch(provider, transport, request, prompts,
+                                        batch_options=options, warn=_warn)
+    if provider.name == "openai":
+        return jobs.submit_openai_batch(transport, request, prompts, options, _warn)
+    if provider.name == "anthropic":
+        return jobs.submit_anthropic_batch(transport, request, prompts, options, _warn)
+    if provider.name == "gemini":
+        return jobs.submit_gemini_batch(transport, request, prompts, options, _warn)
+    raise UnsupportedError(  # pragma: no cover - every registered provider is handled above
+        message=f"provider {provider.name!r} has no native batch API in llmbackend; use "
+        "batch_options={'mode': 'immediate'}", provider=provider.name, parameter="mode")
+
+
+async def _asubmit(provider: Provider, model: str, settings: ClientSettings,
+                   transport: HTTPTransport, *, inputs: object, config: ConfigInput,
+                   schema: object, batch_options: Mapping[str, Any] | None) -> Batch[Any]:
+    """``_submit`` for async code: an immediate batch runs as tasks on the event loop; a native
+    job's few requests and file uploads run in a worker thread (they are file I/O as much as
+    network, and the job code stays one sync implementation)."""
+    import asyncio
+
+    from llmbackend import jobs
+
+    prompts, request, options, mode = _batch_plan(provider, model, settings, inputs=inputs,
+                                                  config=config, schema=schema,
+                                                  batch_options=batch_options)
+    if mode == "immediate":
+        return await jobs.arun_immediate_batch(provider, transport, request, prompts,
+                                               batch_options=options, warn=_warn)
+    return await asyncio.to_thread(
+        _submit, provider, model, settings, transport, inputs=prompts, config=config,
+        schema=schema, batch_options=batch_options)
+
+
+def _batch_plan(provider: Provider, model: str, settings: ClientSettings, *, inputs: object,
+                config: ConfigInput, schema: object, batch_options: Mapping[str, Any] | None
+                ) -> tuple[list[str], GenerationRequest, dict[str, Any], str]:
+    """The checked prompts, shared request, options (less ``mode``) and mode of a batch."""
+    from llmbackend import jobs
+
     prompts = jobs.check_inputs(inputs)
     request = _request(model, "", config, schema, settings)
     if batch_options is not None and not isinstance(batch_options, Mapping):
@@ -499,22 +766,11 @@ def _submit(provider: Provider, model: str, settings: ClientSettings, transport:
         raise ConfigurationError(
             message=f"batch option 'mode' must be 'native' (the provider's batch API) or "
             f"'immediate' (concurrent calls now), got {mode!r}", key="mode")
+    return prompts, request, options, mode
 
-    def warn(message: str) -> None:
-        warnings.warn(message, LLMBackendWarning, stacklevel=_caller_stacklevel())
 
-    if mode == "immediate":
-        return jobs.run_immediate_batch(provider, transport, request, prompts,
-                                        batch_options=options, warn=warn)
-    if provider.name == "openai":
-        return jobs.submit_openai_batch(transport, request, prompts, options, warn)
-    if provider.name == "anthropic":
-        return jobs.submit_anthropic_batch(transport, request, prompts, options, warn)
-    if provider.name == "gemini":
-        return jobs.submit_gemini_batch(transport, request, prompts, options, warn)
-    raise UnsupportedError(  # pragma: no cover - every registered provider is handled above
-        message=f"provider {provider.name!r} has no native batch API in llmbackend; use "
-        "batch_options={'mode': 'immediate'}", provider=provider.name, parameter="mode")
+def _warn(message: str) -> None:
+    warnings.warn(message, LLMBackendWarning, stacklevel=_caller_stacklevel())
 
 
 #: What ``batch_options["mode"]`` may be.
@@ -550,6 +806,156 @@ def _attach(provider: Provider, settings: ClientSettings, transport: HTTPTranspo
         raise UnsupportedError(message=f"provider {provider.name!r} has no batches to re-attach",
                                provider=provider.name, parameter="batch_id")
     return handle if order is None else jobs.Batch(handle._job, handle._state, order)
+
+
+def check_timeout(value: object, key: str = "timeout") -> float:
+    """``value`` as seconds if it is a positive number, else ``ConfigurationError``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError(
+            message=f"timeout must be a positive number of seconds, got {value!r}", key=key)
+    return float(value)
+
+
+def check_max_retries(value: object) -> int:
+    """``value`` if it is a whole number >= 0, else ``ConfigurationError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(
+            message=f"max_retries must be a whole number >= 0, got {value!r}",
+            key="max_retries")
+    return value
+
+
+def _length(inputs: object) -> int | None:
+    """How many inputs there are, when that is known without reading them (a list, not a
+    generator): the progress bar's total."""
+    try:
+        return len(inputs)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _prompts(inputs: object) -> Iterator[str]:
+    """The prompts of a fan-out, read lazily; each is checked to be a string as it is read."""
+    if isinstance(inputs, str | bytes) or not isinstance(inputs, Iterable):
+        raise ConfigurationError(
+            message=f"inputs must be an iterable of prompts (strings), got "
+            f"{type(inputs).__name__}", key="inputs")
+
+    def read(source: Iterable[object]) -> Iterator[str]:
+        for index, prompt in enumerate(source):
+            yield _checked_prompt(index, prompt)
+
+    return read(inputs)
+
+
+def _aprompts(inputs: object) -> AsyncIterator[str] | Iterator[str]:
+    """``_prompts`` for ``amap``, which also takes an async iterable."""
+    if not isinstance(inputs, AsyncIterable):
+        return _prompts(inputs)
+
+    async def read(source: AsyncIterable[object]) -> AsyncIterator[str]:
+        index = 0
+        async for prompt in source:
+            yield _checked_prompt(index, prompt)
+            index += 1
+
+    return read(inputs)
+
+
+def _checked_prompt(index: int, prompt: object) -> str:
+    if not isinstance(prompt, str):
+        raise ConfigurationError(
+            message=f"input #{index} must be a string (a prompt), got {type(prompt).__name__}",
+            key="inputs")
+    return prompt
+
+
+def _first_build(provider: Provider, request: GenerationRequest) -> None:
+    """Build one request before a fan-out sends anything: a config the provider cannot take
+    raises here, once, and a dropped parameter warns once rather than once per prompt."""
+    wire = unwrap_or_raise(provider.build_generation(request))
+    for message in wire.warnings:
+        warnings.warn(message, LLMBackendWarning, stacklevel=_caller_stacklevel())
+
+
+def _with_progress(start: Callable[[Progress | None], Iterator[R]], progress: object,
+                   description: str) -> Iterator[R]:
+    """The iterator ``start(update)`` makes, with the progress bar opened on the first ``next``
+    and closed when the iteration ends (or is stopped)."""
+    update, close = progress_callback(progress, description)
+    results = start(update)
+    try:
+        yield from results
+    finally:
+        close_results = getattr(results, "close", None)
+        if close_results is not None:
+            close_results()
+        close()
+
+
+async def _awith_progress(start: Callable[[Progress | None], AsyncIterator[R]],
+                          progress: object, description: str) -> AsyncIterator[R]:
+    update, close = progress_callback(progress, description)
+    results = start(update)
+    try:
+        async for result in results:
+            yield result
+    finally:
+        close_results = getattr(results, "aclose", None)
+        if close_results is not None:
+            await close_results()
+        close()
+
+
+def _map_local(engine: Engine, prompts: Iterator[str], config: GenerationConfig,
+               schema: StructuredOutput[Any] | None, *, size: int, update: Progress | None,
+               total: int | None) -> Iterator[Result[Generation[Any], LLMError]]:
+    """A local fan-out: ``size`` prompts per batched generate call (one runtime run), so the
+    memory stays that of one batch."""
+    from itertools import islice
+
+    done = 0
+    while chunk := list(islice(prompts, size)):
+        for outcome in engine.generate(chunk, config, schema):
+            done += 1
+            if update is not None:
+                update(done, total)
+            yield outcome.bind(lambda generation: pipeline.attach_parsed(schema, generation))
+
+
+async def _amap_local(engine: Engine, prompts: AsyncIterator[str] | Iterator[str],
+                      config: GenerationConfig, schema: StructuredOutput[Any] | None, *,
+                      size: int, update: Progress | None, total: int | None
+                      ) -> AsyncIterator[Result[Generation[Any], LLMError]]:
+    """``_map_local`` on the event loop: each batched generate call runs in a worker thread."""
+    import asyncio
+
+    done = 0
+    async for chunk in _chunks(prompts, size):
+        for outcome in await asyncio.to_thread(engine.generate, chunk, config, schema):
+            done += 1
+            if update is not None:
+                update(done, total)
+            yield outcome.bind(lambda generation: pipeline.attach_parsed(schema, generation))
+
+
+async def _chunks(items: AsyncIterator[str] | Iterator[str], size: int
+                  ) -> AsyncIterator[list[str]]:
+    chunk: list[str] = []
+    if isinstance(items, AsyncIterator):
+        async for item in items:
+            chunk.append(item)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    else:
+        for item in items:
+            chunk.append(item)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
 
 
 def _run_local(engine: Engine, model: str, input: object, config: ConfigInput, schema: object
@@ -859,3 +1265,82 @@ async def aget_response(provider: str, model: str, input: str, config: ConfigInp
     """Async seed face, one call: the answer, or the ``LLMError`` raised."""
     return unwrap_or_raise(await agenerate(provider, model, input, config, schema,
                                            **provider_options)).parsed
+
+
+@overload
+async def acreate_batch(inputs: Iterable[str], provider: str, model: str,
+                        config: ConfigInput = None, schema: None = None,
+                        batch_options: Mapping[str, Any] | None = None,
+                        **provider_options: Any) -> Batch[str]: ...
+
+
+@overload
+async def acreate_batch(inputs: Iterable[str], provider: str, model: str, config: ConfigInput,
+                        schema: StructuredOutput[T],
+                        batch_options: Mapping[str, Any] | None = None,
+                        **provider_options: Any) -> Batch[T]: ...
+
+
+@overload
+async def acreate_batch(inputs: Iterable[str], provider: str, model: str,
+                        config: ConfigInput = None, *, schema: StructuredOutput[T],
+                        batch_options: Mapping[str, Any] | None = None,
+                        **provider_options: Any) -> Batch[T]: ...
+
+
+async def acreate_batch(  # noqa: PLR0917 -- create_batch's signature
+    inputs: Iterable[str], provider: str, model: str, config: ConfigInput = None,
+    schema: StructuredOutput[Any] | None = None, batch_options: Mapping[str, Any] | None = None,
+    **provider_options: Any,
+) -> Batch[Any]:
+    """Async ``create_batch``: an immediate batch runs as tasks on the event loop, a native job
+    is uploaded and created in a worker thread."""
+    local_spec = _local_provider(provider)
+    if local_spec is not None:
+        return await _shared_local_client(local_spec, model, provider_options).asubmit_batch(
+            inputs, config, schema, batch_options)
+    spec = get_provider(provider)
+    settings = resolve_settings(spec, provider_options, os.environ)
+    return await _asubmit(spec, _check_model(model), settings,
+                          _shared_transport(spec, settings), inputs=inputs, config=config,
+                          schema=schema, batch_options=batch_options)
+
+
+@overload
+async def aget_batch(provider: str, batch_id: str, schema: None = None,
+                     custom_ids: Sequence[str] | None = None, **provider_options: Any
+                     ) -> Batch[Any]: ...
+
+
+@overload
+async def aget_batch(provider: str, batch_id: str, schema: StructuredOutput[T],
+                     custom_ids: Sequence[str] | None = None, **provider_options: Any
+                     ) -> Batch[T]: ...
+
+
+async def aget_batch(provider: str, batch_id: str, schema: StructuredOutput[Any] | None = None,
+                     custom_ids: Sequence[str] | None = None, **provider_options: Any
+                     ) -> Batch[Any]:
+    """Async ``get_batch`` (its requests run in a worker thread)."""
+    import asyncio
+
+    return await asyncio.to_thread(
+        lambda: get_batch(provider, batch_id, schema, custom_ids, **provider_options))
+
+
+@overload
+async def arestore_batch(saved: Mapping[str, Any], schema: None = None,
+                         **provider_options: Any) -> Batch[Any]: ...
+
+
+@overload
+async def arestore_batch(saved: Mapping[str, Any], schema: StructuredOutput[T],
+                         **provider_options: Any) -> Batch[T]: ...
+
+
+async def arestore_batch(saved: Mapping[str, Any], schema: StructuredOutput[Any] | None = None,
+                         **provider_options: Any) -> Batch[Any]:
+    """Async ``restore_batch`` (its request runs in a worker thread)."""
+    import asyncio
+
+    return await asyncio.to_thread(lambda: restore_batch(saved, schema, **provider_options))

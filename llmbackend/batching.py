@@ -291,31 +291,28 @@ class ImmediateOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     custom_ids: tuple[str, ...] | None = field(default=None, repr=False)
     display_name: str | None = None
-    progress: Callable[[int, int], object] | None = field(default=None, repr=False)
+    #: ``None``, ``True`` (the ready-made bar) or a ``callable(done, total)``.
+    progress: Callable[[int, int], object] | bool | None = field(default=None, repr=False)
 
 
 def parse_immediate_options(options: Mapping[str, Any], count: int) -> ImmediateOptions:
     """Pure: ``batch_options`` for an immediate batch: ``concurrency`` (1 to 256, default 8),
     ``custom_ids`` (unique non-empty strings, one per input, used to name items in errors),
     ``display_name`` (kept on the handle) and ``progress`` (``callable(done, total)``, called as
-    prompts finish). Raises ``ConfigurationError`` naming the option."""
+    prompts finish, or ``True`` for a ready-made progress bar). Raises ``ConfigurationError``
+    naming the option."""
     check_option_names(options, IMMEDIATE_OPTIONS, "an immediate batch")
-    concurrency = options.get("concurrency", DEFAULT_CONCURRENCY)
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not (
-        1 <= concurrency <= MAX_CONCURRENCY
-    ):
-        raise ConfigurationError(
-            message=f"batch option 'concurrency' must be a whole number from 1 to "
-            f"{MAX_CONCURRENCY}, got {concurrency!r}", key="concurrency")
+    concurrency = check_concurrency(options.get("concurrency", DEFAULT_CONCURRENCY),
+                                    "batch option 'concurrency'")
     display_name = options.get("display_name")
     if display_name is not None and not isinstance(display_name, str):
         raise ConfigurationError(message="batch option 'display_name' must be a string",
                                  key="display_name")
     progress = options.get("progress")
-    if progress is not None and not callable(progress):
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
         raise ConfigurationError(
-            message="batch option 'progress' must be a callable(done, total), e.g. a progress "
-            "bar's update", key="progress")
+            message="batch option 'progress' must be True (a progress bar) or a "
+            "callable(done, total), e.g. a progress bar's update", key="progress")
     custom_ids = options.get("custom_ids")
     return ImmediateOptions(
         concurrency=concurrency,
@@ -323,6 +320,18 @@ def parse_immediate_options(options: Mapping[str, Any], count: int) -> Immediate
         display_name=display_name,
         progress=progress,
     )
+
+
+def check_concurrency(value: object, what: str = "concurrency") -> int:
+    """Pure: ``value`` if it is a whole number from 1 to ``MAX_CONCURRENCY``, else
+    ``ConfigurationError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+        1 <= value <= MAX_CONCURRENCY
+    ):
+        raise ConfigurationError(
+            message=f"{what} must be a whole number from 1 to {MAX_CONCURRENCY}, got {value!r}",
+            key="concurrency")
+    return value
 
 
 def check_option_names(options: Mapping[str, Any], known: Sequence[str], what: str) -> None:

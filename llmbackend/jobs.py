@@ -24,6 +24,7 @@ from llmbackend.batching import (
     BatchCounts,
     BatchState,
     BatchStatus,
+    ImmediateOptions,
     OutcomeCollector,
     combine_statuses,
     describe_failures,
@@ -42,8 +43,10 @@ from llmbackend.errors import (
     TransportError,
     UnsupportedError,
 )
+from llmbackend.fanout import aordered_map, ordered_map
 from llmbackend.logs import log
 from llmbackend.pipeline import attach_parsed
+from llmbackend.progress import progress_callback
 from llmbackend.providers import Provider
 from llmbackend.providers import anthropic_batch as anthropic_wire
 from llmbackend.providers import gemini_batch as gemini_wire
@@ -173,33 +176,101 @@ class Batch(Generic[T]):
 
     def wait(self, poll_interval: float = DEFAULT_POLL_INTERVAL,
              timeout: float | None = None,
-             progress: Callable[[BatchState], object] | None = None) -> BatchStatus:
+             progress: Callable[[BatchState], object] | bool | None = None) -> BatchStatus:
         """Poll every ``poll_interval`` seconds until the batch has ended; its final status.
 
         ``progress``, when given, is called with the ``BatchState`` (status and counts) of every
-        poll, the last one included: a hook for a progress bar or a log line (off by default).
+        poll, the last one included: a hook for a log line or your own bar; ``True`` shows a
+        ready-made bar (tqdm if installed, else a line on stderr). Off by default.
         Raises ``BatchNotReadyError`` when ``timeout`` seconds pass first (the batch goes on).
         """
-        if not poll_interval > 0:
+        deadline = self._wait_deadline(poll_interval, timeout)
+        report, close = _state_progress(progress, self.id)
+        try:
+            while True:
+                state = self.state()
+                pause = self._next_poll(state, report, poll_interval, timeout, deadline)
+                if pause is None:
+                    return state.status
+                time.sleep(pause)
+        finally:
+            close()
+
+    async def await_(self, poll_interval: float = DEFAULT_POLL_INTERVAL,
+                     timeout: float | None = None,
+                     progress: Callable[[BatchState], object] | bool | None = None
+                     ) -> BatchStatus:
+        """Async ``wait`` (named with PEP 8's trailing underscore, ``await`` being a keyword):
+        the event loop runs other tasks between polls, and each poll runs in a worker thread."""
+        import asyncio
+
+        deadline = self._wait_deadline(poll_interval, timeout)
+        report, close = _state_progress(progress, self.id)
+        try:
+            while True:
+                state = await asyncio.to_thread(self.state)
+                pause = self._next_poll(state, report, poll_interval, timeout, deadline)
+                if pause is None:
+                    return state.status
+                await asyncio.sleep(pause)
+        finally:
+            close()
+
+    @staticmethod
+    def _wait_deadline(poll_interval: float, timeout: float | None) -> float | None:
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or not (
+                poll_interval > 0):
             raise ConfigurationError(message="poll_interval must be a positive number of seconds",
                                      key="poll_interval")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            state = self.state()
-            if progress is not None:
-                progress(state)
-            status = state.status
-            if status.is_terminal:
-                return status
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                raise BatchNotReadyError(
-                    message=f"batch {self.id} is still {status.value!r} after waiting "
-                    f"{timeout:g} s; it goes on at the provider: wait again later",
-                    provider=self.provider, batch_id=self.id, status=status.value,
-                )
-            pause = poll_interval if deadline is None else min(poll_interval, deadline - now)
-            time.sleep(max(pause, 0.0))
+        return None if timeout is None else time.monotonic() + timeout
+
+    def _next_poll(self, state: BatchState, report: Callable[[BatchState], object] | None,
+                   poll_interval: float, timeout: float | None, deadline: float | None
+                   ) -> float | None:
+        """Seconds to the next poll, ``None`` once ``state`` has ended; ``BatchNotReadyError``
+        past the deadline."""
+        if report is not None:
+            report(state)
+        status = state.status
+        if status.is_terminal:
+            return None
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise BatchNotReadyError(
+                message=f"batch {self.id} is still {status.value!r} after waiting "
+                f"{timeout:g} s; it goes on at the provider: wait again later",
+                provider=self.provider, batch_id=self.id, status=status.value,
+            )
+        return max(poll_interval if deadline is None else min(poll_interval, deadline - now),
+                   0.0)
+
+    async def astate(self) -> BatchState:
+        """Async ``state()`` (the request runs in a worker thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.state)
+
+    async def astatus(self) -> BatchStatus:
+        """Async ``status()``."""
+        return (await self.astate()).status
+
+    async def acancel(self) -> BatchStatus:
+        """Async ``cancel()``."""
+        import asyncio
+
+        return await asyncio.to_thread(self.cancel)
+
+    async def aoutcomes(self) -> list[Result[Generation[T], LLMError]]:
+        """Async ``outcomes()``: the result files are downloaded and read in a worker thread."""
+        import asyncio
+
+        return await asyncio.to_thread(self.outcomes)
+
+    async def aresults(self) -> list[T]:
+        """Async ``results()``: the result files are downloaded and read in a worker thread."""
+        import asyncio
+
+        return await asyncio.to_thread(self.results)
 
     def cancel(self) -> BatchStatus:
         """Ask the provider to stop the batch; its status afterwards (usually ``cancelling``).
@@ -244,6 +315,29 @@ class Batch(Generic[T]):
                 provider=self.provider, batch_id=self.id, status=status.value,
             )
         return status
+
+
+def _state_progress(progress: object, batch_id: str
+                    ) -> tuple[Callable[[BatchState], object] | None, Callable[[], None]]:
+    """``wait``'s ``progress`` as a ``BatchState`` callback and a close function."""
+    if progress is None or progress is False:
+        return None, lambda: None
+    if progress is True:
+        from llmbackend.progress import ProgressBar
+
+        bar = ProgressBar(f"batch {batch_id}", "request")
+
+        def report(state: BatchState) -> None:
+            counts = state.counts
+            bar.update(counts.completed + counts.failed, counts.total or None,
+                       state.status.value)
+
+        return report, bar.close
+    if callable(progress):
+        return progress, lambda: None
+    raise ConfigurationError(
+        message="progress must be True (a progress bar), a callable(BatchState) or None; got "
+        f"{type(progress).__name__}", key="progress")
 
 
 #: The ``format`` of ``Batch.to_dict()``.
@@ -681,51 +775,6 @@ def batch_request(model: str, config: ConfigInput, schema: StructuredOutput[Any]
 
 # --- immediate batches ----------------------------------------------------------------------------
 
-X = TypeVar("X")
-R = TypeVar("R")
-
-
-def fan_out(items: Sequence[X], run: Callable[[X], R], concurrency: int,
-            progress: Callable[[int, int], object] | None = None) -> list[R]:
-    """Effectful: ``run(item)`` for every item, at most ``concurrency`` at a time on worker
-    threads; the results in input order. No more than ``concurrency`` calls are ever queued, so
-    memory holds the results and nothing else per item. ``run`` should return, not raise (an
-    exception is re-raised here after the calls in flight finish). ``progress(done, total)`` is
-    called, in the calling thread, as items finish."""
-    total = len(items)
-    if concurrency <= 1 or total <= 1:
-        results_in_order = []
-        for item in items:
-            results_in_order.append(run(item))
-            if progress is not None:
-                progress(len(results_in_order), total)
-        return results_in_order
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-
-    results: list[R | None] = [None] * len(items)
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(items)),
-                            thread_name_prefix="llmbackend") as pool:
-        in_flight: dict[Future[R], int] = {}
-        finished = 0
-        for index, item in enumerate(items):
-            if len(in_flight) >= concurrency:
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    results[in_flight.pop(future)] = future.result()
-                finished += len(done)
-                if progress is not None:
-                    progress(finished, total)
-            in_flight[pool.submit(run, item)] = index
-        while in_flight:
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                results[in_flight.pop(future)] = future.result()
-            finished += len(done)
-            if progress is not None:
-                progress(finished, total)
-    return results  # type: ignore[return-value]  # every slot is filled above
-
-
 class CompletedJob:
     """A batch that already ran in this process (immediate mode): its outcomes are in memory."""
 
@@ -776,23 +825,61 @@ def run_immediate_batch(
     provider: Provider, transport: HTTPTransport, request: GenerationRequest,
     inputs: Sequence[str], *, batch_options: Mapping[str, Any], warn: Callable[[str], None],
 ) -> CompletedBatch[Any]:
-    """Effectful: every input as its own request, ``concurrency`` at a time; a completed handle.
+    """Effectful: every input as its own request, ``concurrency`` at a time on worker threads
+    (``fanout.ordered_map``); a completed handle.
 
     The first request is built before anything is sent, so a config the provider cannot take
     fails at once (and a dropped parameter warns once, not once per input).
     """
+    options, custom_ids = _immediate_start(provider, request, inputs, batch_options, warn)
+
+    def run(prompt: str) -> Result[Generation[Any], LLMError]:
+        return pipeline.generate(provider, evolve(request, input=prompt), transport.send)
+
+    update, close = progress_callback(options.progress, "immediate batch")
+    try:
+        outcomes = list(ordered_map(run, inputs, options.concurrency, progress=update,
+                                    total=len(inputs)))
+    finally:
+        close()
+    return _immediate_end(provider, custom_ids, outcomes, options)
+
+
+async def arun_immediate_batch(
+    provider: Provider, transport: HTTPTransport, request: GenerationRequest,
+    inputs: Sequence[str], *, batch_options: Mapping[str, Any], warn: Callable[[str], None],
+) -> CompletedBatch[Any]:
+    """Effectful, async: ``run_immediate_batch`` as tasks on the running event loop."""
+    options, custom_ids = _immediate_start(provider, request, inputs, batch_options, warn)
+
+    async def run(prompt: str) -> Result[Generation[Any], LLMError]:
+        return await pipeline.agenerate(provider, evolve(request, input=prompt), transport.asend)
+
+    update, close = progress_callback(options.progress, "immediate batch")
+    try:
+        outcomes = [outcome async for outcome in aordered_map(
+            run, inputs, options.concurrency, progress=update, total=len(inputs))]
+    finally:
+        close()
+    return _immediate_end(provider, custom_ids, outcomes, options)
+
+
+def _immediate_start(provider: Provider, request: GenerationRequest, inputs: Sequence[str],
+                     batch_options: Mapping[str, Any], warn: Callable[[str], None]
+                     ) -> tuple[ImmediateOptions, tuple[str, ...]]:
     options = parse_immediate_options(batch_options, len(inputs))
     custom_ids = options.custom_ids or tuple(f"request-{i}" for i in range(len(inputs)))
     first = unwrap(provider.build_generation(evolve(request, input=inputs[0])))
     for message in first.warnings:
         warn(message)
+    return options, custom_ids
 
-    def run(prompt: str) -> Result[Generation[Any], LLMError]:
-        return pipeline.generate(provider, evolve(request, input=prompt), transport.send)
 
-    outcomes = fan_out(inputs, run, options.concurrency, options.progress)
+def _immediate_end(provider: Provider, custom_ids: Sequence[str],
+                   outcomes: Sequence[Result[Generation[Any], LLMError]],
+                   options: ImmediateOptions) -> CompletedBatch[Any]:
     job = CompletedJob(provider.name, custom_ids, outcomes, options.display_name)
-    log().info("ran an immediate batch of %d requests on %s (concurrency %d)", len(inputs),
+    log().info("ran an immediate batch of %d requests on %s (concurrency %d)", len(outcomes),
                provider.name, options.concurrency)
     return CompletedBatch(job, job._state)
 

@@ -11,6 +11,7 @@ httpx2 is imported when the first request is sent, not at ``import llmbackend``.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import threading
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
+from attrs import evolve
 from returns.result import Failure, Result, Success
 
 from llmbackend.errors import (
@@ -80,6 +82,17 @@ def encode_body(request: WireRequest) -> bytes | StreamBody | None:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+class _Pool:
+    """The mutable part of a transport, shared with its per-call views (``with_options``): the
+    connection pools and the 429 back-off."""
+
+    def __init__(self) -> None:
+        self.client: httpx2.Client | None = None
+        self.async_client: tuple[object, httpx2.AsyncClient] | None = None
+        self.lock = threading.Lock()
+        self.pause_until = 0.0  # monotonic time before which no request is sent (a 429)
+
+
 class HTTPTransport:
     """Effectful: a pooled HTTP connection to one provider endpoint, shared by every call made
     through one llmbackend client. Thread-safe; close it (or the client) when done."""
@@ -105,36 +118,54 @@ class HTTPTransport:
         self._secrets = secrets or tuple(self._auth_headers.values())
         self._secret_bytes = tuple(s.reveal().encode() for s in self._secrets if s.reveal())
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
-        self._client: httpx2.Client | None = None
-        self._async: tuple[object, httpx2.AsyncClient] | None = None
-        self._lock = threading.Lock()
-        self._pause_until = 0.0  # monotonic time before which no request is sent (a 429)
+        self._pool = _Pool()
 
     def __repr__(self) -> str:
         return f"HTTPTransport(provider={self.provider!r}, base_url={self.base_url!r})"
 
+    def with_options(self, *, timeout: float | None = None, max_retries: int | None = None
+                     ) -> HTTPTransport:
+        """This transport with another ``timeout`` or ``max_retries`` (per call): a view that
+        shares its connections and its 429 back-off, so it costs nothing to make. ``self`` when
+        nothing changes."""
+        if (timeout is None or timeout == self.timeout) and (
+                max_retries is None or max_retries == self.retry.max_retries):
+            return self
+        view = copy.copy(self)  # the same _Pool object: connections and back-off are shared
+        if timeout is not None:
+            view.timeout = timeout
+        if max_retries is not None:
+            view.retry = evolve(self.retry, max_retries=max_retries)
+        return view
+
     def _http(self) -> httpx2.Client:
-        client = self._client
+        pool = self._pool
+        client = pool.client
         if client is None:
-            with self._lock:
-                if self._client is None:
+            with pool.lock:
+                if pool.client is None:
                     import httpx2
 
                     # Enough kept-alive connections for a fan-out at its top concurrency
                     # (httpx keeps 20 by default, and would reconnect for the rest).
-                    self._client = httpx2.Client(**self._limits_and_timeout())
-                client = self._client
+                    pool.client = httpx2.Client(**self._limits())
+                client = pool.client
         return client
 
-    def _limits_and_timeout(self) -> dict[str, Any]:
+    def _limits(self) -> dict[str, Any]:
         import httpx2
 
         return {
-            "timeout": httpx2.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT)),
             "headers": self._headers,
             "limits": httpx2.Limits(max_connections=MAX_CONNECTIONS,
                                     max_keepalive_connections=MAX_CONNECTIONS),
         }
+
+    def _timeout(self) -> httpx2.Timeout:
+        # Per request, not per pool: views with another timeout share the pool.
+        import httpx2
+
+        return httpx2.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT))
 
     def _async_http(self) -> httpx2.AsyncClient:
         # An async pool belongs to the event loop it was opened in: another loop (a later
@@ -144,21 +175,22 @@ class HTTPTransport:
         import httpx2
 
         loop = asyncio.get_running_loop()
-        if self._async is None or self._async[0] is not loop:
-            self._async = (loop, httpx2.AsyncClient(**self._limits_and_timeout()))
-        return self._async[1]
+        pool = self._pool
+        if pool.async_client is None or pool.async_client[0] is not loop:
+            pool.async_client = (loop, httpx2.AsyncClient(**self._limits()))
+        return pool.async_client[1]
 
     def close(self) -> None:
         """Close the pooled connections. The transport reopens them if used again."""
-        with self._lock:
-            client, self._client = self._client, None
+        with self._pool.lock:
+            client, self._pool.client = self._pool.client, None
         if client is not None:
             client.close()
 
     async def aclose(self) -> None:
         """Close the async pool (and the sync one)."""
         self.close()
-        pool, self._async = self._async, None
+        pool, self._pool.async_client = self._pool.async_client, None
         if pool is not None:
             await pool[1].aclose()
 
@@ -194,7 +226,7 @@ class HTTPTransport:
             deadline = time.monotonic() + self.timeout
             try:
                 async with http.stream(request.method, url, content=content,
-                                       headers=headers) as streamed:
+                                       headers=headers, timeout=self._timeout()) as streamed:
                     buffer = bytearray()
                     async for chunk in streamed.aiter_bytes():
                         buffer += chunk
@@ -318,7 +350,8 @@ class HTTPTransport:
             sink.seek(start)
             sink.truncate()
         try:
-            with http.stream(request.method, url, content=body, headers=headers) as streamed:
+            with http.stream(request.method, url, content=body, headers=headers,
+                             timeout=self._timeout()) as streamed:
                 if sink is not None and 200 <= streamed.status_code < 300:
                     for chunk in streamed.iter_bytes():
                         sink.write(chunk)
@@ -365,12 +398,12 @@ class HTTPTransport:
         the threads and tasks of a fan-out) waits out the same back-off, instead of each
         hammering the provider again on its own schedule."""
         if received is not None and received.status == 429:
-            with self._lock:
-                self._pause_until = max(self._pause_until, time.monotonic() + delay)
+            with self._pool.lock:
+                self._pool.pause_until = max(self._pool.pause_until, time.monotonic() + delay)
 
     def _paused_for(self) -> float:
         """Seconds left of a shared back-off (0 when there is none)."""
-        return self._pause_until - time.monotonic()
+        return self._pool.pause_until - time.monotonic()
 
     def _scrub_sink(self, sink: IO[bytes], start: int) -> None:
         """Cut the keys out of a downloaded body (a batch result file can quote one, like any

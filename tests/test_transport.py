@@ -151,6 +151,6 @@ def test_a_429_backs_off_every_request_of_the_transport(
     assert slept[1:] == [0.4, pytest.approx(0.3)]
     # A 503 asks for a retry of that request only: nothing else waits.
     emulator.reply(503, error_body("busy", "server_error", None), {"retry-after-ms": "1"})
-    monkeypatch.setattr(sender, "_pause_until", 0.0)
+    monkeypatch.setattr(sender._pool, "pause_until", 0.0)
     assert sender.send(request).unwrap().status == 200
     assert sender._paused_for() <= 0

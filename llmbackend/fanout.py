@@ -1,0 +1,127 @@
+"""Effectful: run one call per item, many at once, in bounded memory; the results in input order.
+
+Strategy: a sliding window over the input. At most ``concurrency`` calls run at a time (worker
+threads, or tasks on the running event loop) and at most ``2 x concurrency`` items are taken from
+the input before their results are handed back, so a generator of a million prompts runs in the
+memory of a few dozen. Results come back in input order: the window waits on its oldest item,
+while the calls behind it go on. Items are matched to results by position in the window only,
+never by arrival, so no result can be handed to the wrong input.
+
+Used by ``Client.map`` / ``Client.amap`` and by immediate batches.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import Future
+
+X = TypeVar("X")
+R = TypeVar("R")
+
+#: ``progress(done, total)``: ``total`` is ``None`` when the input's length is unknown.
+Progress = Callable[[int, "int | None"], object]
+
+#: How many items the window takes ahead of the oldest unfinished one, per unit of concurrency:
+#: enough that a slow item does not idle the workers, few enough to bound memory.
+WINDOW_FACTOR = 2
+
+
+def ordered_map(run: Callable[[X], R], items: Iterable[X], concurrency: int, *,
+                progress: Progress | None = None, total: int | None = None) -> Iterator[R]:
+    """Effectful: ``run(item)`` for each item, ``concurrency`` at a time on worker threads; the
+    results in input order, as a lazy iterator (nothing starts before the first ``next``).
+
+    ``progress(done, total)`` is called in the consuming thread before each result is handed
+    back. An exception raised by ``run`` is re-raised at that item's place (``run`` should return
+    failures, not raise them). Stopping early (``break``, ``close()``) cancels the items not yet
+    started and waits for the calls in flight.
+    """
+    if concurrency <= 1:
+        for done, item in enumerate(items, 1):
+            result = run(item)
+            if progress is not None:
+                progress(done, total)
+            yield result
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llmbackend")
+    window: deque[Future[R]] = deque()
+    source = iter(items)
+    limit = WINDOW_FACTOR * concurrency
+    done = 0
+    try:
+        while True:
+            while len(window) < limit:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    break
+                window.append(pool.submit(run, item))
+            if not window:
+                return
+            result = window.popleft().result()
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            yield result
+    finally:
+        for future in window:
+            future.cancel()
+        pool.shutdown(wait=True)
+
+
+async def aordered_map(run: Callable[[X], Awaitable[R]], items: Iterable[X] | AsyncIterable[X],
+                       concurrency: int, *, progress: Progress | None = None,
+                       total: int | None = None) -> AsyncIterator[R]:
+    """Effectful, async: ``ordered_map`` as tasks on the running event loop; ``items`` may be
+    an iterable or an async iterable. Stopping early cancels the calls in flight."""
+    import asyncio
+
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def limited(item: X) -> R:
+        async with semaphore:
+            return await run(item)
+
+    window: deque[asyncio.Task[R]] = deque()
+    source = _aiter(items)
+    limit = WINDOW_FACTOR * concurrency
+    done = 0
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(window) < limit:
+                try:
+                    item = await anext(source)
+                except StopAsyncIteration:
+                    exhausted = True
+                    break
+                window.append(asyncio.ensure_future(limited(item)))
+            if not window:
+                return
+            result = await window.popleft()
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            yield result
+    finally:
+        for task in window:
+            task.cancel()
+        if window:
+            await asyncio.gather(*window, return_exceptions=True)
+
+
+async def _aiter(items: Iterable[X] | AsyncIterable[X]) -> AsyncIterator[X]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
