@@ -96,3 +96,26 @@ async def async_faces() -> None:
     assert_type(await client.agenerate("hi", schema=summary_schema),
                 Result[Generation[Summary], LLMError])
     assert_type(await client.aget_response("hi"), str)
+    assert_type(await client.aget_response("hi", timeout=5.0, max_retries=0), str)
+    assert_type(await client.asubmit_batch(["a"], schema=summary_schema),
+                llmbackend.Batch[Summary])
+    async_batch = await llmbackend.acreate_batch(["a"], "openai", "m")
+    assert_type(await async_batch.aresults(), list[str])
+    assert_type(await async_batch.await_(poll_interval=1.0), llmbackend.BatchStatus)
+    assert_type(await async_batch.astatus(), llmbackend.BatchStatus)
+    assert_type(await (await llmbackend.aget_batch("openai", "b", summary_schema)).aoutcomes(),
+                list[Result[Generation[Summary], LLMError]])
+    assert_type(await llmbackend.arestore_batch(saved, summary_schema), llmbackend.Batch[Summary])
+    async for item in client.amap(["a"], schema=summary_schema, concurrency=4):
+        assert_type(item, Result[Generation[Summary], LLMError])
+    async for text_item in client.amap(["a"]):
+        assert_type(text_item, Result[Generation[str], LLMError])
+
+
+# Fan-out: one Result per input, typed by the schema; per-call options on every single call.
+for mapped in client.map(["a", "b"], schema=summary_schema, concurrency=16, progress=True):
+    assert_type(mapped, Result[Generation[Summary], LLMError])
+assert_type(list(client.map(iter(["a"]))), list[Result[Generation[str], LLMError]])
+assert_type(client.get_response("hi", timeout=1.5, max_retries=3), str)
+assert_type(client.generate("hi", schema=summary_schema, timeout=2.0),
+            Result[Generation[Summary], LLMError])
