@@ -289,3 +289,21 @@ def test_answers_that_do_not_match_the_schema_name_the_path(answer: str, path: s
         assert isinstance(error, SchemaValidationError)
         assert error.path == path
         assert error.text == answer
+
+
+@pytest.mark.parametrize(("status", "body", "hinted"), [
+    # llama.cpp's llama-server and other compatible servers without the Responses API.
+    (404, b'{"code":404,"message":"File Not Found","type":"not_found_error"}', True),
+    (404, b"404 page not found", True),
+    (405, b"", True),
+    # OpenAI's own 404 (an unknown model) is an OpenAI error object: no hint.
+    (404, b'{"error": {"message": "The model `x` does not exist", "type": '
+          b'"invalid_request_error", "param": null, "code": "model_not_found"}}', False),
+])
+def test_a_server_without_the_responses_route_says_so(status: int, body: bytes,
+                                                      hinted: bool) -> None:
+    request = GenerationRequest(model="m", input="hi")
+    error = parse_response(request, WireResponse(status=status, body=body)).failure()
+    assert isinstance(error, HTTPStatusError)
+    assert error.status == status
+    assert ("POST /v1/responses" in error.message) is hinted

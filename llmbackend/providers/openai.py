@@ -383,9 +383,15 @@ def parse_error(response: WireResponse) -> HTTPStatusError:
         message = error if isinstance(error, str) else excerpt(response.body, 300)
     kind = "/".join(part for part in (error_type, code) if part)
     retries = f" after {response.attempts} attempts" if response.attempts > 1 else ""
+    # A 404/405 without OpenAI's error object is a server that lacks the route, which is how an
+    # OpenAI-compatible server without the Responses API (or without Files/Batches) answers.
+    hint = (" (the server has no such route: an OpenAI-compatible server behind base_url must "
+            "implement the Responses API, POST /v1/responses, which is the only OpenAI API "
+            "llmbackend speaks; batches need its Files and Batch APIs too)"
+            if response.status in (404, 405) and not isinstance(error, dict) else "")
     return HTTPStatusError(
         message=f"{LABEL} answered HTTP {response.status}{retries}"
-        + (f" ({kind})" if kind else "") + (f": {message}" if message else ""),
+        + (f" ({kind})" if kind else "") + (f": {message}" if message else "") + hint,
         provider=NAME,
         status=response.status,
         error_type=error_type,
