@@ -708,21 +708,23 @@ def _restore(provider: Provider, transport: HTTPTransport, saved: object, schema
 
 def _submit(provider: Provider, model: str, settings: ClientSettings, transport: HTTPTransport,
             *, inputs: object, config: ConfigInput, schema: object,
-            batch_options: Mapping[str, Any] | None) -> Batch[Any]:
+            batch_options: Mapping[str, Any] | None,
+            warn: Callable[[str], None] | None = None) -> Batch[Any]:
     from llmbackend import jobs
 
+    warn = warn or _warn
     prompts, request, options, mode = _batch_plan(provider, model, settings, inputs=inputs,
                                                   config=config, schema=schema,
                                                   batch_options=batch_options)
     if mode == "immediate":
         return jobs.run_immediate_batch(provider, transport, request, prompts,
-                                        batch_options=options, warn=_warn)
+                                        batch_options=options, warn=warn)
     if provider.name == "openai":
-        return jobs.submit_openai_batch(transport, request, prompts, options, _warn)
+        return jobs.submit_openai_batch(transport, request, prompts, options, warn)
     if provider.name == "anthropic":
-        return jobs.submit_anthropic_batch(transport, request, prompts, options, _warn)
+        return jobs.submit_anthropic_batch(transport, request, prompts, options, warn)
     if provider.name == "gemini":
-        return jobs.submit_gemini_batch(transport, request, prompts, options, _warn)
+        return jobs.submit_gemini_batch(transport, request, prompts, options, warn)
     raise UnsupportedError(  # pragma: no cover - every registered provider is handled above
         message=f"provider {provider.name!r} has no native batch API in llmbackend; use "
         "batch_options={'mode': 'immediate'}", provider=provider.name, parameter="mode")
@@ -744,9 +746,16 @@ async def _asubmit(provider: Provider, model: str, settings: ClientSettings,
     if mode == "immediate":
         return await jobs.arun_immediate_batch(provider, transport, request, prompts,
                                                batch_options=options, warn=_warn)
-    return await asyncio.to_thread(
-        _submit, provider, model, settings, transport, inputs=prompts, config=config,
-        schema=schema, batch_options=batch_options)
+    # Warnings are raised here, in the caller's task, so that they point at the caller's line
+    # (from the worker thread, they would point into concurrent.futures).
+    said: list[str] = []
+    try:
+        return await asyncio.to_thread(
+            _submit, provider, model, settings, transport, inputs=prompts, config=config,
+            schema=schema, batch_options=batch_options, warn=said.append)
+    finally:
+        for message in said:
+            _warn(message)
 
 
 def _batch_plan(provider: Provider, model: str, settings: ClientSettings, *, inputs: object,

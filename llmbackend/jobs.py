@@ -222,7 +222,14 @@ class Batch(Generic[T]):
                 poll_interval > 0):
             raise ConfigurationError(message="poll_interval must be a positive number of seconds",
                                      key="poll_interval")
-        return None if timeout is None else time.monotonic() + timeout
+        if timeout is None:
+            return None
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
+                timeout >= 0):
+            raise ConfigurationError(
+                message=f"timeout must be None (wait as long as it takes) or a number of "
+                f"seconds >= 0, got {timeout!r}", key="timeout")
+        return time.monotonic() + timeout
 
     def _next_poll(self, state: BatchState, report: Callable[[BatchState], object] | None,
                    poll_interval: float, timeout: float | None, deadline: float | None

@@ -27,6 +27,7 @@ class ProgressBar:
         self._stream = stream
         self._bar: Any = None
         self._drawn_at = 0.0
+        self._width = 0
         self._last: tuple[int, int | None] | None = None
         if stream is None:
             try:
@@ -54,7 +55,10 @@ class ProgressBar:
         of = f"/{total}" if total is not None else ""
         percent = f" ({100 * done / total:.0f}%)" if total else ""
         extra = f" {note}" if note else ""
-        stream.write(f"\r{self._description}: {done}{of} {self._unit}s{percent}{extra}")
+        line = f"{self._description}: {done}{of} {self._unit}s{percent}{extra}"
+        # Padded over the last line drawn: a shorter line would leave its tail visible.
+        stream.write("\r" + line.ljust(self._width))
+        self._width = len(line)
         stream.flush()
 
     def close(self) -> None:
