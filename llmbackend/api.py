@@ -318,6 +318,13 @@ class Client:
                  traceback: TracebackType | None) -> None:
         self.close()
 
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, traceback: TracebackType | None) -> None:
+        await self.aclose()
+
     @overload
     def generate(self, input: str, config: ConfigInput = None, schema: None = None, *,
                  timeout: float | None = None, max_retries: int | None = None
@@ -980,24 +987,31 @@ def _run_local(engine: Engine, model: str, input: object, config: ConfigInput, s
 
 def _submit_local(engine: Engine, model: str, *, inputs: object, config: ConfigInput,
                   schema: object, batch_options: Mapping[str, Any] | None) -> Batch[Any]:
+    """A local batch, run now: all the prompts in one batched generate call, or
+    ``concurrency`` prompts per call when that option is given (less memory, with progress)."""
     from llmbackend import jobs
-    from llmbackend.batching import check_custom_ids, check_option_names
+    from llmbackend.batching import parse_immediate_options
 
     prompts = jobs.check_inputs(inputs)
     checked = _check_schema(schema)
+    if batch_options is not None and not isinstance(batch_options, Mapping):
+        raise ConfigurationError(message="batch_options must be a dict, got "
+                                 f"{type(batch_options).__name__}", key="batch_options")
     options = dict(batch_options or {})
-    check_option_names(options, ("mode", "custom_ids", "display_name"),
-                       f"the local provider {engine.provider.name!r}")
     if options.get("mode", "immediate") != "immediate":
         raise ConfigurationError(
             message=f"{engine.provider.label} runs batches in this process (mode "
             "'immediate'); it has no provider batch API", key="mode")
-    custom_ids = options.get("custom_ids")
-    ids = (check_custom_ids(custom_ids, len(prompts), None) if custom_ids is not None
-           else tuple(f"request-{i}" for i in range(len(prompts))))
-    outcomes = [outcome.bind(lambda generation: pipeline.attach_parsed(checked, generation))
-                for outcome in engine.generate(prompts, config_from(config), checked)]
-    job = jobs.CompletedJob(engine.provider.name, ids, outcomes, options.get("display_name"))
+    parsed = parse_immediate_options(options, len(prompts))
+    ids = parsed.custom_ids or tuple(f"request-{i}" for i in range(len(prompts)))
+    size = parsed.concurrency if "concurrency" in options else len(prompts)
+    update, close = progress_callback(parsed.progress, f"{engine.provider.name} batch")
+    try:
+        outcomes = list(_map_local(engine, iter(prompts), config_from(config), checked,
+                                   size=size, update=update, total=len(prompts)))
+    finally:
+        close()
+    job = jobs.CompletedJob(engine.provider.name, ids, outcomes, parsed.display_name)
     return jobs.CompletedBatch(job, unwrap_or_raise(job.refresh()))
 
 

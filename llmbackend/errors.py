@@ -164,12 +164,15 @@ class HTTPStatusError(ProviderError):
     """The provider answered with a non-2xx HTTP status.
 
     ``retryable`` is true for 408, 409, 429 and 5xx: the transport already retried those
-    ``max_retries`` times, so seeing one means the retries ran out.
+    ``max_retries`` times, so seeing one means the retries ran out. ``retry_after`` is the
+    wait in seconds the provider asked for (``Retry-After`` / ``retry-after-ms`` in seconds),
+    if it asked: for your own retry policy on top of the transport's.
     """
 
     status: int
     error_param: str | None = None
     attempts: int = 1
+    retry_after: float | None = None
 
     @property
     def retryable(self) -> bool:

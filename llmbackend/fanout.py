@@ -55,15 +55,23 @@ def ordered_map(run: Callable[[X], R], items: Iterable[X], concurrency: int, *,
     source = iter(items)
     limit = WINDOW_FACTOR * concurrency
     done = 0
+    # An error raised while reading the input (a bad item) is raised at that item's place:
+    # the results of the items before it, already sent, are handed back first.
+    unreadable: BaseException | None = None
     try:
         while True:
-            while len(window) < limit:
+            while unreadable is None and len(window) < limit:
                 try:
                     item = next(source)
                 except StopIteration:
                     break
+                except Exception as exc:  # re-raised below, in its place
+                    unreadable = exc
+                    break
                 window.append(pool.submit(run, item))
             if not window:
+                if unreadable is not None:
+                    raise unreadable
                 return
             result = window.popleft().result()
             done += 1
@@ -94,6 +102,7 @@ async def aordered_map(run: Callable[[X], Awaitable[R]], items: Iterable[X] | As
     limit = WINDOW_FACTOR * concurrency
     done = 0
     exhausted = False
+    unreadable: BaseException | None = None  # raised in its place, as in ``ordered_map``
     try:
         while True:
             while not exhausted and len(window) < limit:
@@ -102,8 +111,13 @@ async def aordered_map(run: Callable[[X], Awaitable[R]], items: Iterable[X] | As
                 except StopAsyncIteration:
                     exhausted = True
                     break
+                except Exception as exc:  # re-raised below, in its place
+                    unreadable, exhausted = exc, True
+                    break
                 window.append(asyncio.ensure_future(limited(item)))
             if not window:
+                if unreadable is not None:
+                    raise unreadable
                 return
             result = await window.popleft()
             done += 1

@@ -5,7 +5,8 @@ so every rule here is a plain function of its arguments and is property-tested.
 
 Rules (the same for every remote provider):
 - retry connection errors and timeouts, and the statuses 408, 409, 429 and 5xx; never another 4xx;
-- a ``x-should-retry: false`` header from the provider vetoes a retry;
+- a ``x-should-retry: false`` header from the provider vetoes a retry (``true`` does not make a
+  4xx worth retrying: a request the provider rejected fails the same way again);
 - ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date) is honoured, capped;
 - otherwise exponential backoff from ``initial_delay``, capped at ``max_delay``, minus up to
   ``jitter`` of it at random so that many clients do not retry in lockstep.
@@ -59,6 +60,17 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(when.timestamp() - now, 0.0)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Pure: the wait the server asked for when it gave it in (milli)seconds, without a clock
+    (so the HTTP-date form, rare, is left out): for errors built by the pure parsers."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None and (seconds := _finite_float(milliseconds)) is not None:
+        return max(seconds / 1000.0, 0.0)
+    value = headers.get("retry-after")
+    seconds = _finite_float(value) if value is not None else None
+    return max(seconds, 0.0) if seconds is not None else None
 
 
 def _finite_float(text: str) -> float | None:

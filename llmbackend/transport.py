@@ -30,7 +30,7 @@ from llmbackend.errors import (
     UnsupportedError,
 )
 from llmbackend.logs import log
-from llmbackend.retrying import RetryPolicy, retry_delay
+from llmbackend.retrying import RetryPolicy, parse_retry_after, retry_delay
 from llmbackend.types import Secret, StreamBody, WireRequest, WireResponse
 
 if TYPE_CHECKING:
@@ -223,16 +223,17 @@ class HTTPTransport:
             if pause > 0:
                 await asyncio.sleep(pause)
             outcome: WireResponse | TransportError
-            deadline = time.monotonic() + self.timeout
             try:
-                async with http.stream(request.method, url, content=content,
-                                       headers=headers, timeout=self._timeout()) as streamed:
+                # On the event loop the whole-request deadline is exact: a stalled body is cut
+                # off at ``timeout``, not at the next chunk.
+                async with asyncio.timeout(self.timeout), http.stream(
+                        request.method, url, content=content, headers=headers,
+                        timeout=self._timeout()) as streamed:
                     buffer = bytearray()
                     async for chunk in streamed.aiter_bytes():
                         buffer += chunk
-                        _check(deadline)
                     outcome = self._response(streamed, bytes(buffer), attempt)
-            except _OverdueError:
+            except TimeoutError:
                 outcome = self._overdue(request, url, attempt)
             except httpx2.DecodingError as exc:
                 return Failure(self._undecodable(request, url, exc))
@@ -256,12 +257,12 @@ class HTTPTransport:
                 headers=received.headers if received else {},
                 now=time.time(), random_unit=random.random(),
             ) if received is not None or request.idempotent else None
+            self._note_rate_limit(received, delay)
             if delay is None:
                 return Success(outcome) if isinstance(outcome, WireResponse) else Failure(
                     outcome)
             log().info("%s %s: retrying in %.2f s after %s (attempt %d of %d)",
                        request.method, url, delay, what, attempt, self.retry.max_retries + 1)
-            self._note_rate_limit(received, delay)
             await asyncio.sleep(delay)
 
     def send(self, request: WireRequest) -> Result[WireResponse, LLMError]:
@@ -318,13 +319,13 @@ class HTTPTransport:
                 headers=received.headers if received else {},
                 now=time.time(), random_unit=random.random(),
             ) if received is not None or request.idempotent else None
+            self._note_rate_limit(received, delay)
             if delay is None:
                 if isinstance(outcome, WireResponse):
                     return Success(outcome)
                 return Failure(outcome)
             log().info("%s %s: retrying in %.2f s after %s (attempt %d of %d)",
                         request.method, url, delay, what, attempt, self.retry.max_retries + 1)
-            self._note_rate_limit(received, delay)
             time.sleep(delay)
 
     def _response(self, reply: httpx2.Response, body: bytes, attempt: int) -> WireResponse:
@@ -393,13 +394,20 @@ class HTTPTransport:
             message=self._scrub(f"{request.method} {url}: the response body cannot be decoded "
                                 f"({type(exc).__name__}: {exc})"), provider=self.provider)
 
-    def _note_rate_limit(self, received: WireResponse | None, delay: float) -> None:
+    def _note_rate_limit(self, received: WireResponse | None, delay: float | None) -> None:
         """A 429 limits the whole key, not one request: every request of this transport (all
         the threads and tasks of a fan-out) waits out the same back-off, instead of each
-        hammering the provider again on its own schedule."""
-        if received is not None and received.status == 429:
-            with self._pool.lock:
-                self._pool.pause_until = max(self._pool.pause_until, time.monotonic() + delay)
+        hammering the provider again on its own schedule. That holds when this request is not
+        retried itself too (``delay`` None: no retries left, or none allowed): the others still
+        wait what the provider asked (``Retry-After``), or the first back-off step."""
+        if received is None or received.status != 429:
+            return
+        if delay is None:
+            asked = parse_retry_after(received.headers, time.time())
+            delay = min(asked if asked is not None else self.retry.initial_delay,
+                        self.retry.retry_after_cap)
+        with self._pool.lock:
+            self._pool.pause_until = max(self._pool.pause_until, time.monotonic() + delay)
 
     def _paused_for(self) -> float:
         """Seconds left of a shared back-off (0 when there is none)."""

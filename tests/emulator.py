@@ -437,8 +437,7 @@ class OpenAIEmulator:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test): nothing to answer
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                          daemon=True).start()
         return self
@@ -853,3 +852,10 @@ class OpenAIEmulator:
                                  "failed": failed}
         obj["usage"] = usage
         obj["status"] = outcome
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The default backlog (5) drops connections when a fan-out (or a forwarding FaultServer,
+    # which opens one connection per request) connects many at once.
+    request_queue_size = 1024

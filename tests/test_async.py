@@ -92,3 +92,16 @@ def test_a_local_model_answers_asynchronously(tiny_model: Path) -> None:
     first, second, sync = asyncio.run(main())
     assert first == sync
     assert isinstance(second, str)
+
+
+def test_a_client_is_an_async_context_manager(openai_env: OpenAIEmulator) -> None:
+    async def main() -> tuple[str, object]:
+        async with llmbackend.client("openai", "gpt-4o-mini") as client:
+            answer = await client.aget_response("hi")
+            pool = client._transport._pool
+            assert pool.async_client is not None  # opened by the call
+        return answer, pool.async_client
+
+    answer, left_open = asyncio.run(main())
+    assert answer == "Echo: hi"
+    assert left_open is None  # closed on the way out

@@ -154,3 +154,50 @@ def test_a_429_backs_off_every_request_of_the_transport(
     monkeypatch.setattr(sender._pool, "pause_until", 0.0)
     assert sender.send(request).unwrap().status == 200
     assert sender._paused_for() <= 0
+
+
+@pytest.mark.parametrize(("headers", "pause"), [
+    ({"retry-after-ms": "400"}, 0.4),   # what the provider asked
+    ({}, RetryPolicy().initial_delay),  # else the first back-off step
+])
+def test_a_429_that_is_not_retried_still_pauses_the_others(
+    emulator: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch, headers: dict[str, str],
+    pause: float,
+) -> None:
+    # With no retries left for this request (max_retries=0), the key is still rate limited:
+    # the other requests of the fan-out must wait too, not hammer the provider.
+    emulator.reply(429, error_body("rate limited", "rate_limit_error", None), headers)
+    sender = transport(emulator, retry=RetryPolicy(max_retries=0))
+    clock = [1000.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    request = WireRequest(method="POST", path="/responses", json={"model": "m", "input": "x"})
+    assert sender.send(request).unwrap().status == 429  # not retried itself
+    assert slept == []
+    assert sender.send(request).unwrap().status == 200  # the next one went through...
+    assert slept == [pytest.approx(pause)]  # ...after waiting the back-off out
+    # A view with its own options shares the pause (one key, one limit).
+    emulator.reply(429, error_body("rate limited", "rate_limit_error", None), headers)
+    assert sender.with_options(timeout=5.0).send(request).unwrap().status == 429
+    assert sender._paused_for() == pytest.approx(pause)
+
+
+def test_a_429_error_carries_the_wait_the_provider_asked_for(emulator: OpenAIEmulator) -> None:
+    emulator.reply(429, error_body("rate limited", "rate_limit_error", None),
+                   {"retry-after": "7"})
+    client = llmbackend.client("openai", "m", api_key=API_KEY, base_url=emulator.base_url,
+                               max_retries=0)
+    error = client.generate("x").failure()
+    assert isinstance(error, HTTPStatusError)
+    assert (error.status, error.retry_after) == (429, 7.0)
+    emulator.reply(500, error_body("oops", "server_error", None))
+    error = client.generate("x").failure()
+    assert isinstance(error, HTTPStatusError)
+    assert error.retry_after is None  # nothing asked
+    client.close()

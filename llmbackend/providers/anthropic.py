@@ -39,6 +39,7 @@ from llmbackend.errors import (
     excerpt_json,
 )
 from llmbackend.providers import Provider, json_object, read_count
+from llmbackend.retrying import retry_after_seconds
 from llmbackend.schemas import Schema
 from llmbackend.types import (
     Generation,
@@ -374,6 +375,7 @@ def parse_error(response: WireResponse) -> HTTPStatusError:
         + (f" ({error_type})" if error_type else "") + (f": {message}" if message else ""),
         provider=NAME, status=response.status, error_type=error_type,
         attempts=response.attempts, body=excerpt(response.body),
+        retry_after=retry_after_seconds(response.headers),
     )
 
 

@@ -37,6 +37,7 @@ from llmbackend.errors import (
     excerpt_json,
 )
 from llmbackend.providers import Provider, json_object, path_segment, read_count
+from llmbackend.retrying import retry_after_seconds
 from llmbackend.types import Generation, GenerationRequest, Usage, WireRequest, WireResponse
 
 NAME = "gemini"
@@ -292,6 +293,7 @@ def parse_error(response: WireResponse) -> HTTPStatusError:
         + (f" ({kind})" if kind else "") + (f": {message}" if message else ""),
         provider=NAME, status=response.status, error_type=status, error_code=reason,
         attempts=response.attempts, body=excerpt(response.body),
+        retry_after=retry_after_seconds(response.headers),
     )
 
 

@@ -35,6 +35,7 @@ from llmbackend.errors import (
     excerpt_json,
 )
 from llmbackend.providers import Provider, json_object, read_count
+from llmbackend.retrying import retry_after_seconds
 from llmbackend.schemas import Schema, is_object_schema, resolve_local_ref, rewrite, subschemas
 from llmbackend.types import (
     Generation,
@@ -399,6 +400,7 @@ def parse_error(response: WireResponse) -> HTTPStatusError:
         error_param=param,
         attempts=response.attempts,
         body=excerpt(response.body),
+        retry_after=retry_after_seconds(response.headers),
     )
 
 
