@@ -17,9 +17,11 @@ import sys
 import threading
 import warnings
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Callable,
+    Generator,
     Iterable,
     Iterator,
     Mapping,
@@ -439,25 +441,26 @@ class Client:
     def map(self, inputs: Iterable[str], config: ConfigInput = None, schema: None = None, *,
             concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
             timeout: float | None = None, max_retries: int | None = None
-            ) -> Iterator[Result[Generation[str], LLMError]]: ...
+            ) -> Generator[Result[Generation[str], LLMError], None, None]: ...
 
     @overload
     def map(self, inputs: Iterable[str], config: ConfigInput, schema: StructuredOutput[T], *,
             concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
             timeout: float | None = None, max_retries: int | None = None
-            ) -> Iterator[Result[Generation[T], LLMError]]: ...
+            ) -> Generator[Result[Generation[T], LLMError], None, None]: ...
 
     @overload
     def map(self, inputs: Iterable[str], config: ConfigInput = None, *,
             schema: StructuredOutput[T], concurrency: int = DEFAULT_CONCURRENCY,
             progress: Progress | bool | None = None, timeout: float | None = None,
-            max_retries: int | None = None) -> Iterator[Result[Generation[T], LLMError]]: ...
+            max_retries: int | None = None
+            ) -> Generator[Result[Generation[T], LLMError], None, None]: ...
 
     def map(self, inputs: Iterable[str], config: ConfigInput = None,
             schema: StructuredOutput[Any] | None = None, *,
             concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
             timeout: float | None = None, max_retries: int | None = None
-            ) -> Iterator[Result[Generation[Any], LLMError]]:
+            ) -> Generator[Result[Generation[Any], LLMError], None, None]:
         """Fan-out, typed face: one ``generate`` per input, ``concurrency`` at a time (1 to 256,
         default 8); each input's ``Result`` in input order, as an iterator you loop over.
 
@@ -500,27 +503,27 @@ class Client:
              schema: None = None, *, concurrency: int = DEFAULT_CONCURRENCY,
              progress: Progress | bool | None = None, timeout: float | None = None,
              max_retries: int | None = None
-             ) -> AsyncIterator[Result[Generation[str], LLMError]]: ...
+             ) -> AsyncGenerator[Result[Generation[str], LLMError], None]: ...
 
     @overload
     def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput,
              schema: StructuredOutput[T], *, concurrency: int = DEFAULT_CONCURRENCY,
              progress: Progress | bool | None = None, timeout: float | None = None,
              max_retries: int | None = None
-             ) -> AsyncIterator[Result[Generation[T], LLMError]]: ...
+             ) -> AsyncGenerator[Result[Generation[T], LLMError], None]: ...
 
     @overload
     def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput = None, *,
              schema: StructuredOutput[T], concurrency: int = DEFAULT_CONCURRENCY,
              progress: Progress | bool | None = None, timeout: float | None = None,
              max_retries: int | None = None
-             ) -> AsyncIterator[Result[Generation[T], LLMError]]: ...
+             ) -> AsyncGenerator[Result[Generation[T], LLMError], None]: ...
 
     def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput = None,
              schema: StructuredOutput[Any] | None = None, *,
              concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
              timeout: float | None = None, max_retries: int | None = None
-             ) -> AsyncIterator[Result[Generation[Any], LLMError]]:
+             ) -> AsyncGenerator[Result[Generation[Any], LLMError], None]:
         """Async fan-out: ``map`` as tasks on the running event loop, for ``async for``;
         ``inputs`` may also be an async iterable. A local model runs in a worker thread."""
         concurrency = check_concurrency(concurrency)
@@ -895,7 +898,7 @@ def _first_build(provider: Provider, request: GenerationRequest) -> None:
 
 
 def _with_progress(start: Callable[[Progress | None], Iterator[R]], progress: object,
-                   description: str) -> Iterator[R]:
+                   description: str) -> Generator[R, None, None]:
     """The iterator ``start(update)`` makes, with the progress bar opened on the first ``next``
     and closed when the iteration ends (or is stopped)."""
     update, close = progress_callback(progress, description)
@@ -910,7 +913,7 @@ def _with_progress(start: Callable[[Progress | None], Iterator[R]], progress: ob
 
 
 async def _awith_progress(start: Callable[[Progress | None], AsyncIterator[R]],
-                          progress: object, description: str) -> AsyncIterator[R]:
+                          progress: object, description: str) -> AsyncGenerator[R, None]:
     update, close = progress_callback(progress, description)
     results = start(update)
     try:
@@ -925,7 +928,7 @@ async def _awith_progress(start: Callable[[Progress | None], AsyncIterator[R]],
 
 def _map_local(engine: Engine, prompts: Iterator[str], config: GenerationConfig,
                schema: StructuredOutput[Any] | None, *, size: int, update: Progress | None,
-               total: int | None) -> Iterator[Result[Generation[Any], LLMError]]:
+               total: int | None) -> Generator[Result[Generation[Any], LLMError], None, None]:
     """A local fan-out: ``size`` prompts per batched generate call (one runtime run), so the
     memory stays that of one batch."""
     from itertools import islice
@@ -942,7 +945,7 @@ def _map_local(engine: Engine, prompts: Iterator[str], config: GenerationConfig,
 async def _amap_local(engine: Engine, prompts: AsyncIterator[str] | Iterator[str],
                       config: GenerationConfig, schema: StructuredOutput[Any] | None, *,
                       size: int, update: Progress | None, total: int | None
-                      ) -> AsyncIterator[Result[Generation[Any], LLMError]]:
+                      ) -> AsyncGenerator[Result[Generation[Any], LLMError], None]:
     """``_map_local`` on the event loop: each batched generate call runs in a worker thread."""
     import asyncio
 
