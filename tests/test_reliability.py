@@ -421,6 +421,112 @@ def test_an_immediate_batch_keeps_every_other_prompt_and_the_input_order(rig: Ri
     assert rig.faults.pending == 0
 
 
+# === 4b. the async face and the fan-outs: the same faults, on the event loop ======================
+# ``HTTPTransport.asend`` is its own loop (asyncio sleeps, an exact deadline), and ``map`` /
+# ``amap`` are their own windows: each meets the faults above again.
+
+def arun(coroutine: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+async def agenerate_on(client: llmbackend.Client, prompt: str) -> Result[Any, LLMError]:
+    try:
+        return await client.agenerate(prompt)
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize(("provider", "status"), [
+    ("openai", 429), ("openai", 500), ("openai", 502), ("openai", 503), ("anthropic", 529),
+    ("anthropic", 429), ("gemini", 503)])
+def test_async_a_burst_of_retryable_statuses_then_success(rig: Rig, status: int) -> None:
+    rig.faults.push(rig.status(status), rig.status(status))
+    result = arun(agenerate_on(rig.client(max_retries=2), "hello"))
+    assert result.unwrap().text == echo("hello")
+    assert rig.served() == ["Reply", "Reply", "Forward"]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("fault", [Reset(), Reset(send_head=False), ShortBody()],
+                         ids=["reset-mid-body", "reset-before-the-answer", "short-body"])
+def test_async_a_broken_answer_is_retried_or_ends_typed(rig: Rig, fault: Any) -> None:
+    rig.faults.push(fault)
+    assert arun(agenerate_on(rig.client(max_retries=1), "hello")).unwrap().text == echo("hello")
+    rig.faults.push(*[fault] * 2)
+    error = failure_of(arun(agenerate_on(rig.client(max_retries=1), "hello")))
+    assert type(error) is TransportError
+    assert error.attempts == 2
+    assert rig.target.api_key not in str(error)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("fault", [Silence(), Trickle(pieces=8, interval=SHORT / 2)],
+                         ids=["silence", "trickle"])
+def test_async_a_stalled_or_slow_answer_times_out(rig: Rig, fault: Any) -> None:
+    rig.faults.push(fault)
+    started = time.monotonic()
+    error = failure_of(arun(agenerate_on(rig.client(max_retries=0, timeout=SHORT), "hello")))
+    assert isinstance(error, RequestTimeoutError)
+    assert error.attempts == 1
+    assert elapsed(started) < SHORT + SLACK
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("body", [b"", b"{", b"not json at all", b"null"])
+def test_async_a_2xx_that_is_not_an_answer_is_a_parse_error(rig: Rig, body: bytes) -> None:
+    rig.faults.push(Reply(200, body))
+    error = failure_of(arun(agenerate_on(rig.client(max_retries=3), "hello")))
+    assert isinstance(error, ResponseParseError)
+    assert len(rig.faults.requests) == 1
+
+
+def plant_mixed_faults(rig: Rig) -> list[str]:
+    """The faults of the immediate-batch scenario above, one per prompt; what each must end as."""
+    def on(word: str) -> Callable[[Any], bool]:
+        return body_contains(json.dumps(word))
+
+    rig.faults.push(rig.status(500), rig.status(500), when=on("bravo"))
+    rig.faults.push(Silence(), Silence(), when=on("delta"))
+    rig.faults.push(rig.status(429), when=on("echo"))
+    rig.faults.push(Reset(), when=on("golf"))
+    rig.faults.push(Reply(200, b'{"broken'), when=on("hotel"))
+    rig.faults.push(Forward(delay=0.2), when=on("alpha"))  # the first answer comes last
+    return [echo("alpha"), "HTTPStatusError:500", echo("charlie"), "RequestTimeoutError",
+            echo("echo"), echo("foxtrot"), echo("golf"), "ResponseParseError"]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+def test_map_keeps_every_other_prompt_and_the_input_order(rig: Rig) -> None:
+    expected = plant_mixed_faults(rig)
+    client = rig.client(max_retries=1, timeout=SHORT + 0.3)
+    assert [describe(o) for o in client.map(iter(WORDS), concurrency=3)] == expected
+    assert rig.faults.pending == 0
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("face", ["amap", "asubmit_batch"])
+def test_the_async_fan_outs_keep_every_other_prompt_and_the_input_order(
+    rig: Rig, face: str
+) -> None:
+    expected = plant_mixed_faults(rig)
+    client = rig.client(max_retries=1, timeout=SHORT + 0.3)
+
+    async def main() -> list[Result[Any, LLMError]]:
+        try:
+            if face == "amap":
+                return [outcome async for outcome in client.amap(WORDS, concurrency=3)]
+            batch = await client.asubmit_batch(
+                WORDS, batch_options={"mode": "immediate", "concurrency": 3})
+            return await batch.aoutcomes()
+        finally:
+            await client.aclose()
+
+    assert [describe(o) for o in arun(main())] == expected
+    assert rig.faults.pending == 0
+
+
 # === 5. OpenAI batch files: planted damage ========================================================
 
 PROMPTS = [f"Title for article {i}" for i in range(6)]
