@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from attrs import evolve, field, frozen
 from returns.result import Failure, Result, Success
 
-from llmbackend import pipeline
+from llmbackend import fanout, pipeline
 from llmbackend.batching import DEFAULT_CONCURRENCY, check_concurrency
 from llmbackend.convert import config_from
 from llmbackend.errors import (
@@ -43,7 +43,7 @@ from llmbackend.errors import (
     UnsupportedError,
     did_you_mean,
 )
-from llmbackend.fanout import Progress, aordered_map, ordered_map
+from llmbackend.fanout import Progress
 from llmbackend.progress import check_progress, progress_callback
 from llmbackend.providers import Provider, get_provider
 from llmbackend.providers.local import LOCAL_PROVIDERS, LocalProvider, check_options
@@ -476,16 +476,19 @@ class Client:
         concurrency = check_concurrency(concurrency)
         checked = _check_schema(schema)
         check_progress(progress)
-        prompts, total = _prompts(inputs), _length(inputs)
+        prompts, total = fanout.checked_prompts(inputs), fanout.input_length(inputs)
         if self._engine is not None:
             self._no_network_options(timeout, max_retries)
             engine, settings = self._engine, config_from(config)
 
-            def start_local(update: Progress | None) -> Iterator[Result[Generation[Any], LLMError]]:
-                return _map_local(engine, prompts, settings, checked, size=concurrency,
-                                  update=update, total=total)
+            def run_chunk(chunk: list[str]) -> list[Result[Generation[Any], LLMError]]:
+                return _local_outcomes(engine, chunk, settings, checked)
 
-            return _with_progress(start_local, progress, self._label())
+            def start_local(update: Progress | None) -> Iterator[Result[Generation[Any], LLMError]]:
+                return fanout.chunked_map(run_chunk, prompts, concurrency, progress=update,
+                                          total=total)
+
+            return fanout.with_progress(start_local, progress, self._label())
         request = _request(self.model, "", config, checked, self._settings)
         provider, transport = self._provider, self._transport_for(timeout, max_retries)
         _first_build(provider, request)
@@ -494,9 +497,9 @@ class Client:
             return pipeline.generate(provider, evolve(request, input=prompt), transport.send)
 
         def start(update: Progress | None) -> Iterator[Result[Generation[Any], LLMError]]:
-            return ordered_map(run, prompts, concurrency, progress=update, total=total)
+            return fanout.ordered_map(run, prompts, concurrency, progress=update, total=total)
 
-        return _with_progress(start, progress, self._label())
+        return fanout.with_progress(start, progress, self._label())
 
     @overload
     def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput = None,
@@ -529,17 +532,23 @@ class Client:
         concurrency = check_concurrency(concurrency)
         checked = _check_schema(schema)
         check_progress(progress)
-        prompts, total = _aprompts(inputs), _length(inputs)
+        prompts, total = fanout.achecked_prompts(inputs), fanout.input_length(inputs)
         if self._engine is not None:
+            import asyncio
+
             self._no_network_options(timeout, max_retries)
             engine, settings = self._engine, config_from(config)
 
+            async def run_chunk(chunk: list[str]) -> list[Result[Generation[Any], LLMError]]:
+                # A batched run blocks for as long as the model computes: a worker thread.
+                return await asyncio.to_thread(_local_outcomes, engine, chunk, settings, checked)
+
             def start_local(update: Progress | None
                             ) -> AsyncIterator[Result[Generation[Any], LLMError]]:
-                return _amap_local(engine, prompts, settings, checked, size=concurrency,
-                                   update=update, total=total)
+                return fanout.achunked_map(run_chunk, prompts, concurrency, progress=update,
+                                           total=total)
 
-            return _awith_progress(start_local, progress, self._label())
+            return fanout.awith_progress(start_local, progress, self._label())
         request = _request(self.model, "", config, checked, self._settings)
         provider, transport = self._provider, self._transport_for(timeout, max_retries)
         _first_build(provider, request)
@@ -549,9 +558,9 @@ class Client:
                                             transport.asend)
 
         def start(update: Progress | None) -> AsyncIterator[Result[Generation[Any], LLMError]]:
-            return aordered_map(run, prompts, concurrency, progress=update, total=total)
+            return fanout.aordered_map(run, prompts, concurrency, progress=update, total=total)
 
-        return _awith_progress(start, progress, self._label())
+        return fanout.awith_progress(start, progress, self._label())
 
     def _label(self) -> str:
         return f"{self.provider} {self.model}"
@@ -844,51 +853,6 @@ def check_max_retries(value: object) -> int:
     return value
 
 
-def _length(inputs: object) -> int | None:
-    """How many inputs there are, when that is known without reading them (a list, not a
-    generator): the progress bar's total."""
-    try:
-        return len(inputs)  # type: ignore[arg-type]
-    except TypeError:
-        return None
-
-
-def _prompts(inputs: object) -> Iterator[str]:
-    """The prompts of a fan-out, read lazily; each is checked to be a string as it is read."""
-    if isinstance(inputs, str | bytes) or not isinstance(inputs, Iterable):
-        raise ConfigurationError(
-            message=f"inputs must be an iterable of prompts (strings), got "
-            f"{type(inputs).__name__}", key="inputs")
-
-    def read(source: Iterable[object]) -> Iterator[str]:
-        for index, prompt in enumerate(source):
-            yield _checked_prompt(index, prompt)
-
-    return read(inputs)
-
-
-def _aprompts(inputs: object) -> AsyncIterator[str] | Iterator[str]:
-    """``_prompts`` for ``amap``, which also takes an async iterable."""
-    if not isinstance(inputs, AsyncIterable):
-        return _prompts(inputs)
-
-    async def read(source: AsyncIterable[object]) -> AsyncIterator[str]:
-        index = 0
-        async for prompt in source:
-            yield _checked_prompt(index, prompt)
-            index += 1
-
-    return read(inputs)
-
-
-def _checked_prompt(index: int, prompt: object) -> str:
-    if not isinstance(prompt, str):
-        raise ConfigurationError(
-            message=f"input #{index} must be a string (a prompt), got {type(prompt).__name__}",
-            key="inputs")
-    return prompt
-
-
 def _first_build(provider: Provider, request: GenerationRequest) -> None:
     """Build one request before a fan-out sends anything: a config the provider cannot take
     raises here, once, and a dropped parameter warns once rather than once per prompt."""
@@ -897,84 +861,13 @@ def _first_build(provider: Provider, request: GenerationRequest) -> None:
         warnings.warn(message, LLMBackendWarning, stacklevel=_caller_stacklevel())
 
 
-def _with_progress(start: Callable[[Progress | None], Iterator[R]], progress: object,
-                   description: str) -> Generator[R, None, None]:
-    """The iterator ``start(update)`` makes, with the progress bar opened on the first ``next``
-    and closed when the iteration ends (or is stopped)."""
-    update, close = progress_callback(progress, description)
-    results = start(update)
-    try:
-        yield from results
-    finally:
-        close_results = getattr(results, "close", None)
-        if close_results is not None:
-            close_results()
-        close()
+def _local_outcomes(engine: Engine, prompts: list[str], config: GenerationConfig,
+                    schema: StructuredOutput[Any] | None
+                    ) -> list[Result[Generation[Any], LLMError]]:
+    """Every prompt's outcome from one batched run of a local engine, validated."""
+    return [outcome.bind(lambda generation: pipeline.attach_parsed(schema, generation))
+            for outcome in engine.generate(prompts, config, schema)]
 
-
-async def _awith_progress(start: Callable[[Progress | None], AsyncIterator[R]],
-                          progress: object, description: str) -> AsyncGenerator[R, None]:
-    update, close = progress_callback(progress, description)
-    results = start(update)
-    try:
-        async for result in results:
-            yield result
-    finally:
-        close_results = getattr(results, "aclose", None)
-        if close_results is not None:
-            await close_results()
-        close()
-
-
-def _map_local(engine: Engine, prompts: Iterator[str], config: GenerationConfig,
-               schema: StructuredOutput[Any] | None, *, size: int, update: Progress | None,
-               total: int | None) -> Generator[Result[Generation[Any], LLMError], None, None]:
-    """A local fan-out: ``size`` prompts per batched generate call (one runtime run), so the
-    memory stays that of one batch."""
-    from itertools import islice
-
-    done = 0
-    while chunk := list(islice(prompts, size)):
-        for outcome in engine.generate(chunk, config, schema):
-            done += 1
-            if update is not None:
-                update(done, total)
-            yield outcome.bind(lambda generation: pipeline.attach_parsed(schema, generation))
-
-
-async def _amap_local(engine: Engine, prompts: AsyncIterator[str] | Iterator[str],
-                      config: GenerationConfig, schema: StructuredOutput[Any] | None, *,
-                      size: int, update: Progress | None, total: int | None
-                      ) -> AsyncGenerator[Result[Generation[Any], LLMError], None]:
-    """``_map_local`` on the event loop: each batched generate call runs in a worker thread."""
-    import asyncio
-
-    done = 0
-    async for chunk in _chunks(prompts, size):
-        for outcome in await asyncio.to_thread(engine.generate, chunk, config, schema):
-            done += 1
-            if update is not None:
-                update(done, total)
-            yield outcome.bind(lambda generation: pipeline.attach_parsed(schema, generation))
-
-
-async def _chunks(items: AsyncIterator[str] | Iterator[str], size: int
-                  ) -> AsyncIterator[list[str]]:
-    chunk: list[str] = []
-    if isinstance(items, AsyncIterator):
-        async for item in items:
-            chunk.append(item)
-            if len(chunk) == size:
-                yield chunk
-                chunk = []
-    else:
-        for item in items:
-            chunk.append(item)
-            if len(chunk) == size:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
 
 
 def _run_local(engine: Engine, model: str, input: object, config: ConfigInput, schema: object
@@ -983,9 +876,8 @@ def _run_local(engine: Engine, model: str, input: object, config: ConfigInput, s
         raise ConfigurationError(
             message=f"input must be a string (the prompt), got {type(input).__name__}",
             key="input")
-    checked = _check_schema(schema)
-    (outcome,) = engine.generate([input], config_from(config), checked)
-    return outcome.bind(lambda generation: pipeline.attach_parsed(checked, generation))
+    (outcome,) = _local_outcomes(engine, [input], config_from(config), _check_schema(schema))
+    return outcome
 
 
 def _submit_local(engine: Engine, model: str, *, inputs: object, config: ConfigInput,
@@ -1010,8 +902,10 @@ def _submit_local(engine: Engine, model: str, *, inputs: object, config: ConfigI
     size = parsed.concurrency if "concurrency" in options else len(prompts)
     update, close = progress_callback(parsed.progress, f"{engine.provider.name} batch")
     try:
-        outcomes = list(_map_local(engine, iter(prompts), config_from(config), checked,
-                                   size=size, update=update, total=len(prompts)))
+        settings = config_from(config)
+        outcomes = list(fanout.chunked_map(
+            lambda chunk: _local_outcomes(engine, chunk, settings, checked), iter(prompts),
+            size, progress=update, total=len(prompts)))
     finally:
         close()
     job = jobs.CompletedJob(engine.provider.name, ids, outcomes, parsed.display_name)

@@ -7,14 +7,29 @@ memory of a few dozen. Results come back in input order: the window waits on its
 while the calls behind it go on. Items are matched to results by position in the window only,
 never by arrival, so no result can be handed to the wrong input.
 
-Used by ``Client.map`` / ``Client.amap`` and by immediate batches.
+Used by ``Client.map`` / ``Client.amap`` and by immediate batches; local models go through
+``chunked_map`` (a chunk per batched run) instead. The inputs are checked here too, lazily.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from itertools import islice
 from typing import TYPE_CHECKING, TypeVar
+
+from llmbackend.errors import ConfigurationError
+from llmbackend.progress import progress_callback
 
 if TYPE_CHECKING:
     import asyncio
@@ -139,3 +154,126 @@ async def _aiter(items: Iterable[X] | AsyncIterable[X]) -> AsyncIterator[X]:
         for item in items:
             yield item
 
+
+def chunked_map(run_chunk: Callable[[list[X]], Sequence[R]], items: Iterator[X], size: int, *,
+                progress: Progress | None = None, total: int | None = None) -> Iterator[R]:
+    """Effectful: ``run_chunk`` on ``size`` items at a time (a local model's batched run), one
+    result per item, in input order; only one chunk is in memory at a time."""
+    done = 0
+    while chunk := list(islice(items, size)):
+        for result in _one_per_item(chunk, run_chunk(chunk)):
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            yield result
+
+
+async def achunked_map(run_chunk: Callable[[list[X]], Awaitable[Sequence[R]]],
+                       items: Iterable[X] | AsyncIterable[X], size: int, *,
+                       progress: Progress | None = None, total: int | None = None
+                       ) -> AsyncIterator[R]:
+    """Effectful, async: ``chunked_map`` with an awaited ``run_chunk``."""
+    done = 0
+    chunk: list[X] = []
+    source = _aiter(items)
+    while True:
+        item = await anext(source, _END)
+        if item is not _END:
+            chunk.append(item)  # type: ignore[arg-type]  # not _END: an item
+        if chunk and (len(chunk) == size or item is _END):
+            for result in _one_per_item(chunk, await run_chunk(chunk)):
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+                yield result
+            chunk = []
+        if item is _END:
+            return
+
+
+def _one_per_item(chunk: list[X], results: Sequence[R]) -> Sequence[R]:
+    if len(results) != len(chunk):  # pragma: no cover - a runtime that lost an item
+        raise AssertionError(f"{len(chunk)} items gave {len(results)} results")
+    return results
+
+
+_END = object()
+
+
+# --- the inputs of a fan-out and its progress bar ------------------------------------------------
+
+def input_length(inputs: object) -> int | None:
+    """How many inputs there are, when that is known without reading them (a list, not a
+    generator): the progress bar's total."""
+    try:
+        return len(inputs)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def checked_prompts(inputs: object) -> Iterator[str]:
+    """The prompts of a fan-out, read lazily; each is checked to be a string as it is read
+    (``ConfigurationError`` naming its index). A non-iterable raises at once."""
+    if isinstance(inputs, str | bytes) or not isinstance(inputs, Iterable):
+        raise ConfigurationError(
+            message=f"inputs must be an iterable of prompts (strings), got "
+            f"{type(inputs).__name__}", key="inputs")
+
+    def read(source: Iterable[object]) -> Iterator[str]:
+        for index, prompt in enumerate(source):
+            yield _checked_prompt(index, prompt)
+
+    return read(inputs)
+
+
+def achecked_prompts(inputs: object) -> AsyncIterator[str] | Iterator[str]:
+    """``checked_prompts`` for ``amap``, which also takes an async iterable."""
+    if not isinstance(inputs, AsyncIterable):
+        return checked_prompts(inputs)
+
+    async def read(source: AsyncIterable[object]) -> AsyncIterator[str]:
+        index = 0
+        async for prompt in source:
+            yield _checked_prompt(index, prompt)
+            index += 1
+
+    return read(inputs)
+
+
+def _checked_prompt(index: int, prompt: object) -> str:
+    if not isinstance(prompt, str):
+        raise ConfigurationError(
+            message=f"input #{index} must be a string (a prompt), got {type(prompt).__name__}",
+            key="inputs")
+    return prompt
+
+
+def with_progress(start: Callable[[Progress | None], Iterator[R]], progress: object,
+                  description: str) -> Generator[R, None, None]:
+    """The iterator ``start(update)`` makes, with the progress display (``progress``: ``True``,
+    a callable or ``None``) opened on the first ``next`` and closed when the iteration ends or
+    is stopped."""
+    update, close = progress_callback(progress, description)
+    results = start(update)
+    try:
+        yield from results
+    finally:
+        close_results = getattr(results, "close", None)
+        if close_results is not None:
+            close_results()
+        close()
+
+
+async def awith_progress(start: Callable[[Progress | None], AsyncIterator[R]],
+                         progress: object, description: str) -> AsyncGenerator[R, None]:
+    """``with_progress`` for ``async for``."""
+    update, close = progress_callback(progress, description)
+    results = start(update)
+    try:
+        async for result in results:
+            yield result
+    finally:
+        close_results = getattr(results, "aclose", None)
+        if close_results is not None:
+            await close_results()
+        close()
