@@ -1102,6 +1102,10 @@ def get_batch(provider: str, batch_id: str, schema: StructuredOutput[Any] | None
     Its results still come back in input order: the order and the custom ids are read back
     from the provider. Give the ``schema`` it was submitted with to get parsed objects back.
     """
+    if _local_provider(provider) is not None:
+        raise ConfigurationError(
+            message=f"{provider} runs batches in this process, at once: there is no batch to "
+            "re-attach to by id; keep the handle (or its results)", key="provider")
     spec = get_provider(provider)
     settings = resolve_settings(spec, provider_options, os.environ)
     return _attach(spec, settings, _shared_transport(spec, settings), batch_id, schema=schema,

@@ -1253,6 +1253,21 @@ def check_saved(data: object) -> Mapping[str, Any]:
         isinstance(part, Mapping) and isinstance(part.get("id"), str) for part in parts
     ):
         raise ConfigurationError(message="the saved batch has no parts with ids", key="batch")
+    # A saved handle may have been edited by hand: a wrong shape is said here, not a KeyError.
+    schema = data.get("schema")
+    if schema is not None and not (isinstance(schema, Mapping)
+                                   and isinstance(schema.get("schema"), Mapping)):
+        raise ConfigurationError(
+            message="the saved batch's 'schema' must be null or {\"name\": ..., \"schema\": "
+            "{...}} (a JSON schema)", key="batch")
+    for name, kind in (("options", Mapping), ("order", list)):
+        if data.get(name) is not None and not isinstance(data.get(name), kind):
+            raise ConfigurationError(
+                message=f"the saved batch's {name!r} must be "
+                f"{'an object' if kind is Mapping else 'a list'}", key="batch")
+    if any(not isinstance(part.get("custom_ids", []), list) for part in parts):
+        raise ConfigurationError(message="the saved batch's parts' 'custom_ids' must be lists",
+                                 key="batch")
     return data
 
 

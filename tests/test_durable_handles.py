@@ -116,3 +116,28 @@ def test_what_cannot_be_saved_or_restored_says_so(
         llmbackend.client("anthropic", "m", api_key=ANTHROPIC_KEY,
                           base_url=anthropic_env.base_url).restore_batch(saved)
     assert GEMINI_KEY  # the three emulators' keys are distinct test values
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    ({"schema": {"name": "summary"}}, "'schema' must be null or"),
+    ({"schema": "a schema"}, "'schema' must be null or"),
+    ({"options": ["structured_output"]}, "'options' must be an object"),
+    ({"order": "abc"}, "'order' must be a list"),
+])
+def test_a_hand_edited_handle_is_a_configuration_error(
+    openai_env: OpenAIEmulator, edit: dict[str, object], says: str
+) -> None:
+    # The saved JSON is a file people open: a wrong shape must say what, not raise KeyError.
+    openai_env.batch_plan = BatchPlan(finish_after=1)
+    saved = llmbackend.client("openai", "gpt-4o-mini").submit_batch(["a"]).to_dict()
+    requests = len(openai_env.requests)
+    with pytest.raises(ConfigurationError, match=says):
+        llmbackend.restore_batch({**saved, **edit})
+    assert len(openai_env.requests) == requests  # said before any request
+
+
+@pytest.mark.parametrize("provider", ["transformers", "vllm", "mlx"])
+def test_a_local_batch_cannot_be_reattached_by_id(provider: str) -> None:
+    with pytest.raises(ConfigurationError, match="runs batches in this process") as raised:
+        llmbackend.get_batch(provider, "immediate-0123")
+    assert raised.value.key == "provider"
