@@ -828,7 +828,7 @@ def results(*, batch_id: str, provider: str | None, option: dict[str, Any],
 def _write_results(handle: Batch[Any], output: str | None) -> int:
     """Write one JSON line per input (``-o FILE`` atomically, or stdout); exit 4 when any item
     failed."""
-    outcomes = handle.outcomes()
+    outcomes = handle.outcomes(keep_raw=False)  # the answers only: a large batch stays small
     custom_ids = handle.custom_ids
     failed = 0
 

@@ -267,11 +267,11 @@ class Batch(Generic[T]):
 
         return await asyncio.to_thread(self.cancel)
 
-    async def aoutcomes(self) -> list[Result[Generation[T], LLMError]]:
+    async def aoutcomes(self, keep_raw: bool = True) -> list[Result[Generation[T], LLMError]]:
         """Async ``outcomes()``: the result files are downloaded and read in a worker thread."""
         import asyncio
 
-        return await asyncio.to_thread(self.outcomes)
+        return await asyncio.to_thread(self.outcomes, keep_raw)
 
     async def aresults(self) -> list[T]:
         """Async ``results()``: the result files are downloaded and read in a worker thread."""
@@ -285,12 +285,16 @@ class Batch(Generic[T]):
         self._state = unwrap(self._job.cancel())
         return self._state.status
 
-    def outcomes(self) -> list[Result[Generation[T], LLMError]]:
+    def outcomes(self, keep_raw: bool = True) -> list[Result[Generation[T], LLMError]]:
         """Every item's ``Result`` in input order: the ``Generation`` of each success and the
         ``LLMError`` of each failure. Raises ``BatchNotReadyError`` before the batch has ended,
-        or the ``LLMError`` of a download that failed."""
+        or the ``LLMError`` of a download that failed.
+
+        ``keep_raw=False`` drops each answer's ``raw`` provider body as it is read (``raw`` is
+        then ``{}``): the memory of a large batch is then that of its answers, as in
+        ``results()``, with usage, finish reasons and the failures still there."""
         self._require_ended()
-        return self._collect(keep_whole)
+        return self._collect(keep_whole if keep_raw else keep_without_raw)
 
     def results(self) -> list[T]:
         """The answers in input order: text, or the parsed objects when a schema was given.
@@ -376,6 +380,10 @@ def request_from_dict(data: Mapping[str, Any], schema: StructuredOutput[Any] | N
 
 def keep_whole(outcome: Result[Generation[Any], LLMError]) -> Outcome:
     return outcome
+
+
+def keep_without_raw(outcome: Result[Generation[Any], LLMError]) -> Outcome:
+    return outcome.map(lambda generation: evolve(generation, raw={}))
 
 
 def keep_parsed(outcome: Result[Generation[Any], LLMError]) -> Outcome:

@@ -500,3 +500,18 @@ def test_wait_reports_progress_at_every_poll(client: llmbackend.Client,
     assert batch.wait(poll_interval=0.01, progress=seen.append) == "completed"
     assert [state.status.value for state in seen] == ["running", "running", "completed"]
     assert seen[-1].counts == llmbackend.BatchCounts(total=5, completed=5)
+
+
+def test_outcomes_can_leave_the_raw_bodies_out(openai_env: OpenAIEmulator) -> None:
+    openai_env.batch_plan = BatchPlan(finish_after=0, outcome="expired", done=3)
+    batch = llmbackend.client("openai", "gpt-4o-mini").submit_batch(PROMPTS)
+    whole, light = batch.outcomes(), batch.outcomes(keep_raw=False)
+    assert [type(o) for o in light] == [type(o) for o in whole]  # the same failures, in place
+    assert [o.failure().error_code for o in light if isinstance(o, Failure)] == [  # type: ignore[attr-defined]
+        "batch_expired", "batch_expired"]
+    for kept, dropped in zip(whole, light, strict=True):
+        if isinstance(kept, Success):
+            assert kept.unwrap().raw  # the provider's body, by default
+            assert dropped.unwrap().raw == {}
+            assert (dropped.unwrap().text, dropped.unwrap().usage) == (
+                kept.unwrap().text, kept.unwrap().usage)
