@@ -698,17 +698,9 @@ def submit_openai_batch(
         for sink in files:
             sink.close()
 
-    part_ids: list[tuple[str, ...]] = []
-    offset = 0
-    for count in counts:
-        part_ids.append(tuple(custom_ids[offset:offset + count]))
-        offset += count
     job = OpenAIBatchJob(transport, [part.id for part in started], request=request,
-                         part_custom_ids=part_ids)
-    job._objects = list(started)
-    log().info("started OpenAI batch %s: %d requests in %d part(s)", job.id, len(inputs),
-               len(started))
-    return Batch(job, job._state())
+                         part_custom_ids=_split(custom_ids, counts))
+    return _started(job, started, len(inputs))
 
 
 def _start_part(transport: HTTPTransport, sink: IO[bytes], size: int,
@@ -752,6 +744,25 @@ def _abandon(transport: HTTPTransport, started: Sequence[wire.OpenAIBatch],
     ids = ", ".join(part.id for part in started)
     return evolve(error, message=f"{error.message} (while starting part {len(started) + 1} of a "
                   f"split batch; the parts already started were cancelled: {ids})")
+
+
+def _split(custom_ids: Sequence[str], counts: Sequence[int]) -> list[tuple[str, ...]]:
+    """The custom ids of each part, given how many inputs each part holds."""
+    parts: list[tuple[str, ...]] = []
+    offset = 0
+    for count in counts:
+        parts.append(tuple(custom_ids[offset:offset + count]))
+        offset += count
+    return parts
+
+
+def _started(job: OpenAIBatchJob | AnthropicBatchJob, started: Sequence[Any], count: int
+             ) -> Batch[Any]:
+    """The handle of a multi-part job whose parts have all started (their objects known)."""
+    job._objects = list(started)
+    log().info("started %s batch %s: %d requests in %d part(s)", job.provider, job.id, count,
+               len(started))
+    return Batch(job, job._state())
 
 
 def attach_openai_batch(transport: HTTPTransport, batch_id: str,
@@ -1034,17 +1045,9 @@ def submit_anthropic_batch(
     finally:
         for sink in files:
             sink.close()
-    part_ids: list[tuple[str, ...]] = []
-    offset = 0
-    for count in counts:
-        part_ids.append(tuple(custom_ids[offset:offset + count]))
-        offset += count
     job = AnthropicBatchJob(transport, [part.id for part in started], request=request,
-                            part_custom_ids=part_ids)
-    job._objects = list(started)
-    log().info("started Anthropic batch %s: %d requests in %d part(s)", job.id, len(inputs),
-               len(started))
-    return Batch(job, job._state())
+                            part_custom_ids=_split(custom_ids, counts))
+    return _started(job, started, len(inputs))
 
 
 def attach_anthropic_batch(transport: HTTPTransport, batch_id: str,
