@@ -237,32 +237,12 @@ class HTTPTransport:
                 outcome = self._overdue(request, url, attempt)
             except httpx2.DecodingError as exc:
                 return Failure(self._undecodable(request, url, exc))
-            except httpx2.TimeoutException as exc:
-                outcome = RequestTimeoutError(
-                    message=self._scrub(f"{request.method} {url} timed out after {attempt} "
-                                        f"attempt(s) ({type(exc).__name__}; timeout "
-                                        f"{self.timeout:g} s)"),
-                    provider=self.provider, attempts=attempt)
-            except httpx2.TransportError as exc:
-                outcome = TransportError(
-                    message=self._scrub(f"{request.method} {url} failed after {attempt} "
-                                        f"attempt(s): {type(exc).__name__}: {exc}"),
-                    provider=self.provider, attempts=attempt)
-            received = outcome if isinstance(outcome, WireResponse) else None
-            what = f"HTTP {received.status}" if received else type(outcome).__name__
-            log().debug("%s %s -> %s (attempt %d, async)", request.method, url, what, attempt)
-            delay = retry_delay(
-                self.retry, attempt,
-                status=received.status if received else None,
-                headers=received.headers if received else {},
-                now=time.time(), random_unit=random.random(),
-            ) if received is not None or request.idempotent else None
-            self._note_rate_limit(received, delay)
+            except httpx2.TransportError as exc:  # timeouts included
+                outcome = self._no_answer(request, url, attempt, exc)
+            delay = self._retry_after(request, url, outcome, attempt, "async")
             if delay is None:
                 return Success(outcome) if isinstance(outcome, WireResponse) else Failure(
                     outcome)
-            log().info("%s %s: retrying in %.2f s after %s (attempt %d of %d)",
-                       request.method, url, delay, what, attempt, self.retry.max_retries + 1)
             await asyncio.sleep(delay)
 
     def send(self, request: WireRequest) -> Result[WireResponse, LLMError]:
@@ -302,30 +282,16 @@ class HTTPTransport:
             if pause > 0:
                 time.sleep(pause)
             started = time.perf_counter()
-            outcome: WireResponse | TransportError
             body: bytes | Iterator[bytes] | None = (
                 content.chunks() if isinstance(content, StreamBody) else content)
-            attempted = self._attempt(http, request, url, body, headers, sink, start, attempt)
-            if isinstance(attempted, ResponseParseError):
-                return Failure(attempted)
-            outcome = attempted
-            received = outcome if isinstance(outcome, WireResponse) else None
-            what = f"HTTP {received.status}" if received else type(outcome).__name__
-            log().debug("%s %s -> %s in %.3f s (attempt %d)", request.method, url, what,
-                         time.perf_counter() - started, attempt)
-            delay = retry_delay(
-                self.retry, attempt,
-                status=received.status if received else None,
-                headers=received.headers if received else {},
-                now=time.time(), random_unit=random.random(),
-            ) if received is not None or request.idempotent else None
-            self._note_rate_limit(received, delay)
-            if delay is None:
-                if isinstance(outcome, WireResponse):
-                    return Success(outcome)
+            outcome = self._attempt(http, request, url, body, headers, sink, start, attempt)
+            if isinstance(outcome, ResponseParseError):
                 return Failure(outcome)
-            log().info("%s %s: retrying in %.2f s after %s (attempt %d of %d)",
-                        request.method, url, delay, what, attempt, self.retry.max_retries + 1)
+            delay = self._retry_after(request, url, outcome, attempt,
+                                      f"in {time.perf_counter() - started:.3f} s")
+            if delay is None:
+                return Success(outcome) if isinstance(outcome, WireResponse) else Failure(
+                    outcome)
             time.sleep(delay)
 
     def _response(self, reply: httpx2.Response, body: bytes, attempt: int) -> WireResponse:
@@ -368,19 +334,46 @@ class HTTPTransport:
             return self._overdue(request, url, attempt)
         except httpx2.DecodingError as exc:  # e.g. a Content-Encoding the body does not fit
             return self._undecodable(request, url, exc)
-        except httpx2.TimeoutException as exc:
+        except httpx2.TransportError as exc:  # timeouts included
+            return self._no_answer(request, url, attempt, exc)
+
+    def _no_answer(self, request: WireRequest, url: str, attempt: int, exc: Exception
+                   ) -> TransportError:
+        """The typed failure of an attempt that got no response (sync and async alike)."""
+        import httpx2
+
+        if isinstance(exc, httpx2.TimeoutException):
             return RequestTimeoutError(
-                message=self._scrub(f"{request.method} {url} timed out after "
-                                    f"{attempt} attempt(s) ({type(exc).__name__}; "
-                                    f"timeout {self.timeout:g} s)"),
-                provider=self.provider, attempts=attempt,
-            )
-        except httpx2.TransportError as exc:
-            return TransportError(
-                message=self._scrub(f"{request.method} {url} failed after {attempt} "
-                                    f"attempt(s): {type(exc).__name__}: {exc}"),
-                provider=self.provider, attempts=attempt,
-            )
+                message=self._scrub(f"{request.method} {url} timed out after {attempt} "
+                                    f"attempt(s) ({type(exc).__name__}; timeout "
+                                    f"{self.timeout:g} s)"),
+                provider=self.provider, attempts=attempt)
+        return TransportError(
+            message=self._scrub(f"{request.method} {url} failed after {attempt} attempt(s): "
+                                f"{type(exc).__name__}: {exc}"),
+            provider=self.provider, attempts=attempt)
+
+    def _retry_after(self, request: WireRequest, url: str,
+                     outcome: WireResponse | TransportError, attempt: int, note: str
+                     ) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to stop: the retry policy's
+        decision (sync and async alike), logged, with a 429 noted for the whole pool."""
+        received = outcome if isinstance(outcome, WireResponse) else None
+        what = f"HTTP {received.status}" if received else type(outcome).__name__
+        log().debug("%s %s -> %s %s (attempt %d)", request.method, url, what, note, attempt)
+        # A request that got no answer may have been carried out: only an idempotent one is
+        # sent again.
+        delay = retry_delay(
+            self.retry, attempt,
+            status=received.status if received else None,
+            headers=received.headers if received else {},
+            now=time.time(), random_unit=random.random(),
+        ) if received is not None or request.idempotent else None
+        self._note_rate_limit(received, delay)
+        if delay is not None:
+            log().info("%s %s: retrying in %.2f s after %s (attempt %d of %d)",
+                       request.method, url, delay, what, attempt, self.retry.max_retries + 1)
+        return delay
 
     def _overdue(self, request: WireRequest, url: str, attempt: int) -> RequestTimeoutError:
         return RequestTimeoutError(
