@@ -34,9 +34,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llmbackend.batching import OutcomeCollector
-from llmbackend.jobs import keep_parsed, read_result_lines, write_parts
+from llmbackend.batching import BatchCounts, BatchStatus, default_custom_ids, read_results
+from llmbackend.jobs import keep_parsed, write_parts
 from llmbackend.providers import openai_batch as wire
+from llmbackend.providers.openai_batch import OpenAIBatch
 from llmbackend.types import GenerationConfig, GenerationRequest
 
 MODEL = "gpt-4o-mini"
@@ -54,7 +55,7 @@ def prompts(count: int) -> list[str]:
 def build_llmbackend(texts: list[str]) -> int:
     request = GenerationRequest(model=MODEL, input="", config=CONFIG)
     encoder = wire.build_line_encoder(request).unwrap()
-    ids = wire.default_custom_ids(len(texts))
+    ids = default_custom_ids(len(texts))
     files, sizes, _ = write_parts(encoder.lines(ids, texts), wire.MAX_REQUESTS,
                                   wire.MAX_FILE_BYTES)
     for sink in files:
@@ -104,14 +105,14 @@ def output_file(count: int) -> bytes:
 
 
 def parse_llmbackend(path: Path, count: int) -> list[Any]:
-    collector: OutcomeCollector[Any] = OutcomeCollector(wire.default_custom_ids(count))
     request = GenerationRequest(model=MODEL, input="")
+    ended = OpenAIBatch(id="b", status=BatchStatus("completed"), counts=BatchCounts())
     with path.open("rb") as lines:
-        read_result_lines(collector, lines, request, None, keep_parsed)
-    outcomes = collector.finish(lambda i, cid: wire.missing_result_error(
-        wire.OpenAIBatch(id="b", status=wire.BatchStatus("completed"),
-                         counts=wire.BatchCounts()), cid, i + 1))
-    return [outcome.unwrap() for outcome in outcomes]
+        report = read_results(
+            default_custom_ids(count), (wire.parse_result_line(request, line) for line in lines),
+            provider="openai", validate=None, keep=keep_parsed,
+            missing=lambda i, cid, unread: wire.missing_result_error(ended, cid, i + 1, unread))
+    return [outcome.unwrap() for outcome in report.outcomes]
 
 
 def parse_reference(path: Path, count: int) -> list[Any]:

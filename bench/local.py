@@ -132,7 +132,7 @@ def vllm_ways(model_dir: Path, texts: list[str]) -> dict[str, Callable[[], int]]
                                llm_kwargs=VLLM_KWARGS)
     client.get_response("warm up", config={"max_tokens": 1})
     # vLLM allows one model per process: the hand-written ways use the client's own LLM.
-    llm = client._engine._llm  # type: ignore[union-attr]
+    llm = client._backend.engine._llm  # type: ignore[attr-defined]
     tokenizer = llm.get_tokenizer()
     requests = [{"prompt_token_ids": tokenizer.encode(
         tokenizer.apply_chat_template(chat(t), add_generation_prompt=True, tokenize=False),

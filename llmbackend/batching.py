@@ -14,9 +14,39 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from attrs import field, frozen
-from returns.result import Failure, Result
+from returns.result import Failure, Result, Success
 
+from llmbackend.checks import check_progress
 from llmbackend.errors import BatchItemFailure, ConfigurationError, LLMError, ProviderError
+from llmbackend.types import Generation
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "IMMEDIATE_OPTIONS",
+    "MAX_CONCURRENCY",
+    "STATUS_ALIASES",
+    "TERMINAL_STATES",
+    "BatchCounts",
+    "BatchState",
+    "BatchStatus",
+    "ImmediateOptions",
+    "OutcomeCollector",
+    "ResultReport",
+    "check_concurrency",
+    "check_custom_ids",
+    "check_option_names",
+    "collect_all",
+    "combine_statuses",
+    "default_custom_ids",
+    "describe_failures",
+    "item_failures",
+    "natural_key",
+    "parse_immediate_options",
+    "read_results",
+    "reorder",
+    "split_lines",
+    "status_key",
+]
 
 T = TypeVar("T")
 
@@ -251,6 +281,76 @@ class OutcomeCollector(Generic[T]):
         ]
 
 
+@frozen(kw_only=True)
+class ResultReport(Generic[T]):
+    """What ``read_results`` made of a batch's (or one part's) results.
+
+    - ``outcomes``: one per input, in input order (a failure for an input without a result);
+    - ``custom_ids``: the ids they belong to (those given, or those the results named, in
+      natural order, for a job re-attached by id);
+    - ``unknown_ids``: ids the results named that are not among the inputs (never used);
+    - ``unreadable_lines``: results that named no id at all (never used, never guessed at).
+    """
+
+    outcomes: list[Result[T, LLMError]] = field(repr=False)
+    custom_ids: tuple[str, ...] = field(repr=False)
+    unknown_ids: tuple[str, ...] = ()
+    unreadable_lines: int = 0
+
+    @property
+    def clean(self) -> bool:
+        """Whether every result was matched to an input (nothing to warn about)."""
+        return not self.unknown_ids and not self.unreadable_lines
+
+
+def read_results(
+    custom_ids: Sequence[str] | None,
+    results: Iterable[tuple[str | None, Result[Generation[Any], LLMError]]],
+    *,
+    provider: str,
+    validate: Callable[[Generation[Any]], Result[Generation[Any], LLMError]] | None,
+    keep: Callable[[Result[Generation[Any], LLMError]], Result[T, LLMError]],
+    missing: Callable[[int, str, int], LLMError],
+) -> ResultReport[T]:
+    """Pure: the outcomes of a batch's results, matched to its inputs by custom id.
+
+    ``results`` are ``(custom id or None, outcome)`` pairs in any order, as the provider's
+    result parser reads them; each answer goes through ``validate`` (the schema check of a
+    synchronous answer, e.g. ``pipeline.attach_parsed``) and then ``keep`` (what to hold of it:
+    the whole ``Generation``, or less) as it is read. ``missing(position, custom_id,
+    unreadable_lines)`` is the failure of an input that has no result.
+
+    Strategy: with ``custom_ids`` given the results stream through in constant memory (beyond
+    the kept outcomes); with ``None`` (a job re-attached by id, whose inputs are not known) they
+    are read whole first, to learn the ids they name.
+    """
+    if custom_ids is None:
+        results = list(results)
+        custom_ids = sorted({custom_id for custom_id, _ in results if custom_id is not None},
+                            key=natural_key)
+    collector: OutcomeCollector[T] = OutcomeCollector(tuple(custom_ids))
+    for custom_id, outcome in results:
+        checked = outcome if validate is None else outcome.bind(validate)
+        collector.add(custom_id, keep(checked), provider)
+    unreadable = collector.unreadable_lines
+    return ResultReport(
+        outcomes=collector.finish(lambda position, custom_id: missing(position, custom_id,
+                                                                      unreadable)),
+        custom_ids=tuple(custom_ids), unknown_ids=tuple(collector.unknown_ids),
+        unreadable_lines=unreadable)
+
+
+def collect_all(results: Iterable[Result[T, LLMError]]) -> Result[list[T], LLMError]:
+    """Pure: the values of ``results`` as a list, or the first ``Failure``. Lazy: nothing after
+    the first failure is drawn from ``results`` (so no request after it is sent)."""
+    values: list[T] = []
+    for result in results:
+        if isinstance(result, Failure):
+            return Failure(result.failure())
+        values.append(result.unwrap())
+    return Success(values)
+
+
 def item_failures(
     outcomes: Sequence[Result[Any, LLMError]], custom_ids: Sequence[str]
 ) -> tuple[BatchItemFailure, ...]:
@@ -308,11 +408,7 @@ def parse_immediate_options(options: Mapping[str, Any], count: int) -> Immediate
     if display_name is not None and not isinstance(display_name, str):
         raise ConfigurationError(message="batch option 'display_name' must be a string",
                                  key="display_name")
-    progress = options.get("progress")
-    if not (progress is None or isinstance(progress, bool) or callable(progress)):
-        raise ConfigurationError(
-            message="batch option 'progress' must be True (a progress bar) or a "
-            "callable(done, total), e.g. a progress bar's update", key="progress")
+    progress = check_progress(options.get("progress"), "batch option")
     custom_ids = options.get("custom_ids")
     return ImmediateOptions(
         concurrency=concurrency,
@@ -320,6 +416,12 @@ def parse_immediate_options(options: Mapping[str, Any], count: int) -> Immediate
         display_name=display_name,
         progress=progress,
     )
+
+
+def default_custom_ids(count: int) -> tuple[str, ...]:
+    """Pure: the custom ids of a batch whose caller gave none: ``request-0``, ``request-1``...
+    (the one place they are spelled; every provider's job and the immediate batches use it)."""
+    return tuple(f"request-{index}" for index in range(count))
 
 
 def check_concurrency(value: object, what: str = "concurrency") -> int:

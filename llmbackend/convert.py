@@ -19,16 +19,21 @@ from returns.result import Failure, Result, Success
 
 from llmbackend.errors import (
     ConfigurationError,
-    InvalidSchemaError,
     LLMError,
     SchemaValidationError,
     did_you_mean,
 )
-from llmbackend.schemas import resolve_local_ref, subschemas
+from llmbackend.schemas import validator_class
 from llmbackend.types import ConfigInput, GenerationConfig, StructuredOutput
 
 if TYPE_CHECKING:
     from cattrs import Converter
+
+__all__ = [
+    "config_from",
+    "json_path",
+    "validate_output",
+]
 
 T = TypeVar("T")
 
@@ -91,61 +96,6 @@ def _unknown_keys(keys: list[str]) -> ConfigurationError:
     )
 
 
-# --- schemas --------------------------------------------------------------------------------------
-
-
-def pydantic_schema(model: object) -> dict[str, Any]:
-    """Pure: the JSON Schema of a Pydantic model class (raises ``ConfigurationError`` otherwise)."""
-    make_schema = getattr(model, "model_json_schema", None)
-    if not isinstance(model, type) or not callable(make_schema):
-        raise ConfigurationError(
-            message="pydantic_model= must be a Pydantic v2 model class (a BaseModel subclass), "
-            f"got {model!r}",
-            key="pydantic_model",
-        )
-    return cast(dict[str, Any], make_schema())
-
-
-def check_schema(schema: Mapping[str, Any]) -> None:
-    """Pure: raise ``InvalidSchemaError`` unless ``schema`` is valid JSON Schema whose ``$ref``s
-    all point inside it (answers are validated offline, so a remote ``$ref`` could never resolve).
-    """
-    from jsonschema.exceptions import best_match
-
-    validator_class = _validator_class(schema)
-    problem = best_match(validator_class(validator_class.META_SCHEMA).iter_errors(schema))
-    if problem is not None:
-        raise InvalidSchemaError(
-            message=f"invalid JSON Schema at {problem.json_path}: {problem.message}",
-            key="schema",
-            path=problem.json_path,
-        )
-    for path, node in subschemas(schema):
-        ref = node.get("$ref")
-        if not isinstance(ref, str):
-            continue
-        if not ref.startswith("#"):
-            raise InvalidSchemaError(
-                message=f"$ref {ref!r} at {path} points outside the schema; only local "
-                "references ('#/$defs/...') are supported",
-                key="schema",
-                path=path,
-            )
-        if ref.startswith("#/") and resolve_local_ref(schema, ref) is None:
-            raise InvalidSchemaError(
-                message=f"$ref {ref!r} at {path} does not resolve inside the schema",
-                key="schema",
-                path=path,
-            )
-
-
-def _validator_class(schema: Mapping[str, Any]) -> Any:
-    from jsonschema import Draft202012Validator
-    from jsonschema.validators import validator_for
-
-    return validator_for(schema, default=Draft202012Validator)
-
-
 # --- answers --------------------------------------------------------------------------------------
 
 
@@ -180,8 +130,8 @@ def validate_output(schema: StructuredOutput[T], text: str, provider: str) -> Re
         ))
     from jsonschema.exceptions import best_match
 
-    validator_class = _validator_class(schema.schema)
-    problem = best_match(validator_class(schema.schema).iter_errors(value))
+    validator = validator_class(schema.schema)
+    problem = best_match(validator(schema.schema).iter_errors(value))
     if problem is not None:
         location = tuple(problem.absolute_path)
         if problem.validator == "required" and isinstance(problem.instance, Mapping):

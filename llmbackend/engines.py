@@ -28,6 +28,16 @@ from llmbackend.errors import (
 from llmbackend.providers import local
 from llmbackend.types import FinishReason, Generation, GenerationConfig, StructuredOutput, Usage
 
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "MLXEngine",
+    "TransformersEngine",
+    "VLLMEngine",
+    "open_engine",
+    "require",
+]
+
 
 def require(provider: local.LocalProvider) -> None:
     """Raise ``MissingDependencyError`` unless ``provider``'s runtime is installed (cheap: looks

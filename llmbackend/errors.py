@@ -15,11 +15,41 @@ provider's response, and the transport redacts the API key from anything it puts
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from attrs import field, fields, frozen
+from returns.result import Failure, Result, Success
 
 from llmbackend.retrying import is_retryable_status
+
+__all__ = [
+    "BODY_EXCERPT_LIMIT",
+    "BatchItemFailure",
+    "BatchItemsError",
+    "BatchNotReadyError",
+    "BlockedError",
+    "ConfigurationError",
+    "HTTPStatusError",
+    "InvalidSchemaError",
+    "LLMError",
+    "MissingCredentialsError",
+    "MissingDependencyError",
+    "OutputError",
+    "ProviderError",
+    "RefusalError",
+    "RequestTimeoutError",
+    "ResponseParseError",
+    "SchemaValidationError",
+    "TransportError",
+    "TruncationError",
+    "UnsupportedError",
+    "did_you_mean",
+    "excerpt",
+    "excerpt_json",
+    "unwrap",
+]
+
+T = TypeVar("T")
 
 #: How much of a raw response body an error keeps (enough to debug, small enough to log).
 BODY_EXCERPT_LIMIT = 2000
@@ -265,3 +295,17 @@ class BatchItemsError(LLMError):
     status: str = ""
     failures: tuple[BatchItemFailure, ...] = ()
     succeeded: int = 0
+
+
+def unwrap(result: Result[T, LLMError]) -> T:
+    """Pure: the value of a ``Success``; raises the ``LLMError`` of a ``Failure``.
+
+    The one place in llmbackend where a ``Result`` becomes a value or an exception: the seed
+    face, the batch handles and the command line all unwrap through it.
+    """
+    match result:
+        case Success(value):
+            return value  # type: ignore[no-any-return]
+        case Failure(error):
+            raise error
+    raise AssertionError("unreachable: a Result is a Success or a Failure")  # pragma: no cover

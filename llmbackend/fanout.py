@@ -28,12 +28,27 @@ from collections.abc import (
 from itertools import islice
 from typing import TYPE_CHECKING, TypeVar
 
+from llmbackend.checks import check_prompt
 from llmbackend.errors import ConfigurationError
 from llmbackend.progress import progress_callback
 
 if TYPE_CHECKING:
     import asyncio
     from concurrent.futures import Future
+
+__all__ = [
+    "WINDOW_FACTOR",
+    "Progress",
+    "achecked_prompts",
+    "achunked_map",
+    "aordered_map",
+    "awith_progress",
+    "checked_prompts",
+    "chunked_map",
+    "input_length",
+    "ordered_map",
+    "with_progress",
+]
 
 X = TypeVar("X")
 R = TypeVar("R")
@@ -221,7 +236,7 @@ def checked_prompts(inputs: object) -> Iterator[str]:
 
     def read(source: Iterable[object]) -> Iterator[str]:
         for index, prompt in enumerate(source):
-            yield _checked_prompt(index, prompt)
+            yield check_prompt(prompt, index)
 
     return read(inputs)
 
@@ -234,18 +249,10 @@ def achecked_prompts(inputs: object) -> AsyncIterator[str] | Iterator[str]:
     async def read(source: AsyncIterable[object]) -> AsyncIterator[str]:
         index = 0
         async for prompt in source:
-            yield _checked_prompt(index, prompt)
+            yield check_prompt(prompt, index)
             index += 1
 
     return read(inputs)
-
-
-def _checked_prompt(index: int, prompt: object) -> str:
-    if not isinstance(prompt, str):
-        raise ConfigurationError(
-            message=f"input #{index} must be a string (a prompt), got {type(prompt).__name__}",
-            key="inputs")
-    return prompt
 
 
 def with_progress(start: Callable[[Progress | None], Iterator[R]], progress: object,

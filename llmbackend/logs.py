@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import logging
 
+__all__ = [
+    "log",
+]
+
 
 @cache
 def log() -> logging.Logger:

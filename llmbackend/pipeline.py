@@ -24,6 +24,14 @@ from llmbackend.types import (
     WireResponse,
 )
 
+__all__ = [
+    "AsyncSend",
+    "Send",
+    "agenerate",
+    "attach_parsed",
+    "generate",
+]
+
 #: What the pipeline needs from a transport: one request in, one response (or failure) out.
 Send = Callable[[WireRequest], Result[WireResponse, LLMError]]
 #: The same, awaited: the async transport's ``asend``.

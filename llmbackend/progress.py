@@ -11,7 +11,13 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from llmbackend.errors import ConfigurationError
+from llmbackend.checks import check_progress
+
+__all__ = [
+    "REDRAW_INTERVAL",
+    "ProgressBar",
+    "progress_callback",
+]
 
 #: Seconds between two redraws of the plain-text line.
 REDRAW_INTERVAL = 0.2
@@ -70,31 +76,18 @@ class ProgressBar:
             (self._stream or sys.stderr).write("\n")
 
 
-def check_progress(progress: object) -> None:
-    """Raise ``ConfigurationError`` unless ``progress`` is ``None``, a bool or a callable."""
-    if not (progress is None or isinstance(progress, bool) or callable(progress)):
-        raise ConfigurationError(
-            message="progress must be True (a progress bar: tqdm if installed, else a line on "
-            f"stderr), a callable(done, total), or None; got {type(progress).__name__}",
-            key="progress")
-
-
 def progress_callback(progress: object, description: str, unit: str = "prompt"
                       ) -> tuple[Callable[[int, int | None], object] | None, Callable[[], None]]:
     """``progress`` as a ``(done, total)`` callback and a close function: ``None``/``False`` is
     off, ``True`` is the ready-made bar, a callable is called as is. ``ConfigurationError``
-    for anything else."""
-    if progress is None or progress is False:
+    for anything else (``checks.check_progress``)."""
+    checked = check_progress(progress)
+    if checked is None or checked is False:
         return None, _nothing
-    if progress is True:
+    if checked is True:
         bar = ProgressBar(description, unit)
         return bar.update, bar.close
-    if callable(progress):
-        return progress, _nothing
-    raise ConfigurationError(
-        message="progress must be True (a progress bar: tqdm if installed, else a line on "
-        f"stderr), a callable(done, total), or None; got {type(progress).__name__}",
-        key="progress")
+    return checked, _nothing
 
 
 def _nothing() -> None:

@@ -19,6 +19,14 @@ from collections.abc import Mapping
 
 from attrs import field, frozen, validators
 
+__all__ = [
+    "RetryPolicy",
+    "is_retryable_status",
+    "parse_retry_after",
+    "retry_after_seconds",
+    "retry_delay",
+]
+
 
 def is_retryable_status(status: int) -> bool:
     """Pure: whether an HTTP status is worth retrying (408, 409, 429, 5xx)."""

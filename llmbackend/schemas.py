@@ -8,7 +8,20 @@ Rewrites return new dicts and never touch the caller's schema.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
+
+from llmbackend.errors import ConfigurationError, InvalidSchemaError
+
+__all__ = [
+    "Schema",
+    "check_schema",
+    "is_object_schema",
+    "pydantic_schema",
+    "resolve_local_ref",
+    "rewrite",
+    "subschemas",
+    "validator_class",
+]
 
 #: Keywords whose value is one subschema.
 _SINGLE = ("items", "additionalProperties", "not", "if", "then", "else", "contains",
@@ -85,3 +98,59 @@ def resolve_local_ref(root: Mapping[str, Any], ref: str) -> Mapping[str, Any] | 
         else:
             return None
     return node if isinstance(node, Mapping) else None
+
+
+# --- checking schemas -----------------------------------------------------------------------------
+
+
+def pydantic_schema(model: object) -> dict[str, Any]:
+    """Pure: the JSON Schema of a Pydantic model class (raises ``ConfigurationError`` otherwise)."""
+    make_schema = getattr(model, "model_json_schema", None)
+    if not isinstance(model, type) or not callable(make_schema):
+        raise ConfigurationError(
+            message="pydantic_model= must be a Pydantic v2 model class (a BaseModel subclass), "
+            f"got {model!r}",
+            key="pydantic_model",
+        )
+    return cast(dict[str, Any], make_schema())
+
+
+def check_schema(schema: Mapping[str, Any]) -> None:
+    """Pure: raise ``InvalidSchemaError`` unless ``schema`` is valid JSON Schema whose ``$ref``s
+    all point inside it (answers are validated offline, so a remote ``$ref`` could never resolve).
+    """
+    from jsonschema.exceptions import best_match
+
+    validator = validator_class(schema)
+    problem = best_match(validator(validator.META_SCHEMA).iter_errors(schema))
+    if problem is not None:
+        raise InvalidSchemaError(
+            message=f"invalid JSON Schema at {problem.json_path}: {problem.message}",
+            key="schema",
+            path=problem.json_path,
+        )
+    for path, node in subschemas(schema):
+        ref = node.get("$ref")
+        if not isinstance(ref, str):
+            continue
+        if not ref.startswith("#"):
+            raise InvalidSchemaError(
+                message=f"$ref {ref!r} at {path} points outside the schema; only local "
+                "references ('#/$defs/...') are supported",
+                key="schema",
+                path=path,
+            )
+        if ref.startswith("#/") and resolve_local_ref(schema, ref) is None:
+            raise InvalidSchemaError(
+                message=f"$ref {ref!r} at {path} does not resolve inside the schema",
+                key="schema",
+                path=path,
+            )
+
+
+def validator_class(schema: Mapping[str, Any]) -> Any:
+    """Pure: the jsonschema validator class for ``schema``'s dialect (2020-12 by default)."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import validator_for
+
+    return validator_for(schema, default=Draft202012Validator)

@@ -31,15 +31,24 @@ from llmbackend.errors import (
 )
 from llmbackend.logs import log
 from llmbackend.retrying import RetryPolicy, parse_retry_after, retry_delay
+from llmbackend.settings import DEFAULT_TIMEOUT
 from llmbackend.types import Secret, StreamBody, WireRequest, WireResponse
 
 if TYPE_CHECKING:
     import httpx2
 
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "USER_AGENT",
+    "HTTPTransport",
+    "encode_body",
+    "redact",
+]
 
-#: Default seconds for a whole request; LLM answers can take minutes, as in the vendors' SDKs.
-DEFAULT_TIMEOUT = 600.0
-#: Connecting should never take long, whatever the overall timeout.
+
+#: Connecting should never take long, whatever the overall timeout (``DEFAULT_TIMEOUT``, in
+#: ``settings``: LLM answers can take minutes, as in the vendors' SDKs).
 CONNECT_TIMEOUT = 10.0
 
 USER_AGENT = "llmbackend/0.1"

@@ -19,6 +19,21 @@ from llmbackend.errors import ConfigurationError
 if TYPE_CHECKING:
     from attrs import Attribute
 
+__all__ = [
+    "ConfigInput",
+    "FinishReason",
+    "Generation",
+    "GenerationConfig",
+    "GenerationRequest",
+    "Secret",
+    "StreamBody",
+    "StructuredOutput",
+    "Usage",
+    "WireRequest",
+    "WireResponse",
+    "format_name",
+]
+
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
@@ -94,7 +109,8 @@ def _string_keyed(_instance: object, attribute: Attribute[Any], value: object) -
             )
 
 
-def _copy_mapping(value: object) -> object:
+def _copy_mapping(value: Any) -> Any:
+    # Any in and out: the validator after it says what a value that is not a mapping is.
     return dict(value) if isinstance(value, Mapping) else value
 
 
@@ -181,7 +197,7 @@ class StructuredOutput(Generic[T_co]):
         name: str | None = None,
         strict: bool | None = None,
     ) -> None:
-        from llmbackend.convert import check_schema, pydantic_schema
+        from llmbackend.schemas import check_schema, pydantic_schema
 
         if (schema is None) == (pydantic_model is None):
             raise ConfigurationError(
@@ -204,7 +220,8 @@ class StructuredOutput(Generic[T_co]):
             resolved = dict(schema)
             default_name = resolved.get("title", "response")
         check_schema(resolved)
-        self.__attrs_init__(
+        # attrs made __attrs_init__ (init=False keeps the typed overloads above as the init).
+        self.__attrs_init__(  # pyright: ignore[reportAttributeAccessIssue]
             schema=resolved,
             pydantic_model=pydantic_model,
             name=format_name(name if name is not None else default_name),

@@ -98,14 +98,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in _PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
     yield
-    import llmbackend.api
+    import llmbackend.backends
 
-    for transport in list(llmbackend.api._shared.values()):
+    for transport in list(llmbackend.backends._shared.values()):
         transport.close()
-    llmbackend.api._shared.clear()
-    for engine in list(llmbackend.api._engines.values()):
+    llmbackend.backends._shared.clear()
+    for engine in list(llmbackend.backends._engines.values()):
         engine.close()
-    llmbackend.api._engines.clear()
+    llmbackend.backends._engines.clear()
 
 
 @pytest.fixture

@@ -201,9 +201,9 @@ def test_a_native_batch_runs_at_the_provider_and_comes_back_in_order(
     assert batch.wait(poll_interval=0.01) == "ended"
     assert batch.results() == [f"Echo: {p}" for p in PROMPTS]
     (create,) = sent(anthropic_env, "/v1/messages/batches")
-    sync = [claude._provider.build_generation(  # the same params a sync call sends
-        llmbackend.api._request("claude-sonnet-4-5", p, {"max_tokens": 100}, None,
-                                claude._settings)).unwrap().json for p in PROMPTS]
+    sync = [claude._backend.record.build_generation(  # the same params a sync call sends
+        claude._backend.request(p, {"max_tokens": 100}, None)).unwrap().json
+        for p in PROMPTS]
     assert [item["params"] for item in create["requests"]] == sync
     assert [item["custom_id"] for item in create["requests"]] == [
         f"request-{i}" for i in range(6)]

@@ -98,7 +98,7 @@ def test_a_client_is_an_async_context_manager(openai_env: OpenAIEmulator) -> Non
     async def main() -> tuple[str, object]:
         async with llmbackend.client("openai", "gpt-4o-mini") as client:
             answer = await client.aget_response("hi")
-            pool = client._transport._pool
+            pool = client._backend.transport._pool
             assert pool.async_client is not None  # opened by the call
         return answer, pool.async_client
 

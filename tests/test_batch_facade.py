@@ -267,7 +267,7 @@ def test_a_job_is_split_by_bytes_too(
 def test_a_split_part_that_fails_to_start_cancels_the_others(
     client: llmbackend.Client, openai_env: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    transport = client._transport
+    transport = client._backend.transport
     real_send = transport.send
     sent: list[str] = []
 
@@ -473,7 +473,7 @@ def test_a_lost_create_answer_never_makes_a_second_batch(
 ) -> None:
     """The network drops the answer to ``POST /batches`` (after the batch was made, or before):
     the handle is the one batch that exists, found by its input file, or made once."""
-    transport = client._transport
+    transport = client._backend.transport
     real_send = transport.send
     dropped: list[str] = []
 

@@ -19,7 +19,8 @@ PACKAGE = Path(llmbackend.__file__).parent
 PURE_MODULES = sorted([
     *(PACKAGE / "providers").glob("*.py"),
     *(PACKAGE / name for name in ("types.py", "errors.py", "convert.py", "pipeline.py",
-                                  "retrying.py", "schemas.py", "batching.py")),
+                                  "retrying.py", "schemas.py", "batching.py", "settings.py",
+                                  "checks.py", "jobs/saved.py")),
 ])
 #: Imports that mean network, environment, clock, processes or an ML runtime / vendor SDK.
 FORBIDDEN_IN_PURE = {
@@ -27,7 +28,8 @@ FORBIDDEN_IN_PURE = {
     "aiohttp", "asyncio", "os", "subprocess", "threading", "time", "random", "logging",
     "openai", "anthropic", "google", "torch", "transformers", "vllm", "mlx", "mlx_lm",
     "llmbackend.api", "llmbackend.transport", "llmbackend.engines", "llmbackend.logs",
-    "llmbackend.jobs", "tempfile", "secrets",
+    "llmbackend.jobs", "llmbackend.backends", "llmbackend.cli", "llmbackend.fanout",
+    "llmbackend.progress", "tempfile", "secrets",
 }
 HEAVY = ["httpx2", "httpcore2", "jsonschema", "cattrs", "pydantic", "openai", "anthropic",
          "google.genai", "torch", "transformers", "vllm", "mlx", "numpy",
@@ -119,3 +121,118 @@ def test_bare_import_loads_almost_nothing() -> None:
     assert [m for m in loaded if m.startswith("llmbackend")] == ["llmbackend"]
     assert "attr" not in loaded
     assert "returns" not in loaded
+
+
+# --- the floors: what each module may import ------------------------------------------------------
+
+#: The package's floors, lowest first. A module imports only modules of its own floor or of a
+#: lower one (docs/design.md draws the same picture): the pure core knows nothing of the shell;
+#: the backends know nothing of ``api`` or the command line; ``api`` knows nothing of the CLI.
+FLOORS: list[tuple[str, tuple[str, ...]]] = [
+    ("core", ("retrying", "errors", "types", "schemas", "checks", "convert", "batching",
+              "pipeline", "settings", "providers", "providers.*", "jobs.saved")),
+    ("effects", ("logs", "progress", "transport", "engines", "fanout")),
+    ("jobs", ("jobs", "jobs.*")),
+    ("backends", ("backends",)),
+    ("api", ("api",)),
+    ("facade", ("",)),
+    ("cli", ("cli", "cli.*", "__main__")),
+]
+#: What the command line may use of the library: the facade and a few pure helpers (whether a
+#: provider is local, the saved handle's summary, errors and values), never the shell inside.
+CLI_MAY_IMPORT = ("", "errors", "types", "batching", "providers", "jobs.saved", "jobs.handle",
+                  "jobs", "api", "checks")
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE).with_suffix("")
+    parts = [part for part in relative.parts if part != "__init__"]
+    return ".".join(parts)
+
+
+def _floor(module: str) -> int:
+    for index, (_, members) in enumerate(FLOORS):
+        for member in members:
+            if module == member or (member.endswith(".*") and module.startswith(member[:-1])):
+                return index
+    raise AssertionError(f"llmbackend.{module} is on no floor: add it to FLOORS")
+
+
+def _our_imports(path: Path) -> Iterator[tuple[str, bool]]:
+    """The llmbackend modules ``path`` imports (relative names, ``""`` for the facade), with
+    whether the import runs (``False`` under ``if TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text())
+    typing_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and \
+                node.test.id == "TYPE_CHECKING":
+            typing_only |= {id(child) for child in ast.walk(node)}
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+            if node.module == "llmbackend":  # from llmbackend import fanout, pipeline
+                names = [f"llmbackend.{alias.name}" for alias in node.names
+                         if (PACKAGE / alias.name).exists()
+                         or (PACKAGE / f"{alias.name}.py").exists()] or ["llmbackend"]
+        for name in names:
+            if name == "llmbackend" or name.startswith("llmbackend."):
+                yield name.removeprefix("llmbackend").removeprefix("."), id(node) not in typing_only
+
+
+ALL_MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", ALL_MODULES, ids=lambda p: _module_name(p) or "llmbackend")
+def test_no_module_imports_a_higher_floor(path: Path) -> None:
+    module = _module_name(path)
+    floor = _floor(module)
+    higher = sorted({name for name, _ in _our_imports(path) if _floor(name) > floor})
+    assert higher == [], (f"llmbackend.{module} ({FLOORS[floor][0]}) imports {higher}, on a "
+                          "higher floor")
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "cli").rglob("*.py")), ids=lambda p: p.name)
+def test_the_command_line_uses_only_the_public_library(path: Path) -> None:
+    used = sorted({name for name, _ in _our_imports(path) if _floor(name) < _floor("cli")})
+    assert [name for name in used if name not in CLI_MAY_IMPORT] == [], used
+
+
+def test_the_import_graph_has_no_circle() -> None:
+    graph = {_module_name(path): {name for name, runs in _our_imports(path) if runs}
+             for path in ALL_MODULES}
+    graph[""] = set()  # the facade imports everything, lazily; nothing circles through it
+    done: set[str] = set()
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert module not in trail, f"import circle: {' -> '.join((*trail, module))}"
+        if module in done:
+            return
+        for name in sorted(graph.get(module, set()) - {module}):
+            if name.startswith(f"{module}.") or module.startswith(f"{name}."):
+                continue  # a package and its own modules
+            visit(name, (*trail, module))
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, ())
+
+
+@pytest.mark.parametrize("path", [p for p in ALL_MODULES if p.name != "__main__.py"],
+                         ids=lambda p: _module_name(p) or "llmbackend")
+def test_every_module_says_what_it_exports(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    declared = [node for node in tree.body if isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)]
+    assert declared, f"{path.relative_to(PACKAGE)} has no __all__"
+    names = ast.literal_eval(declared[0].value)
+    defined = {node.name for node in ast.walk(tree)
+               if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+    defined |= {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign | ast.AnnAssign)
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                if isinstance(t, ast.Name)}
+    defined |= {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import | ast.ImportFrom) for alias in node.names}
+    assert [name for name in names if name not in defined] == [], "exports names it lacks"

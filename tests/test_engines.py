@@ -222,10 +222,10 @@ def test_a_missing_model_is_a_configuration_error(tmp_path: Path) -> None:
 def test_top_level_calls_reuse_the_loaded_model(tiny_model: Path) -> None:
     first = llmbackend.generate("transformers", str(tiny_model), "Hello",
                                 config={"max_tokens": 4}).unwrap()
-    engines = dict(llmbackend.api._engines)
+    engines = dict(llmbackend.backends._engines)
     second = llmbackend.generate("transformers", str(tiny_model), "Hello",
                                  config={"max_tokens": 4}).unwrap()
-    assert llmbackend.api._engines == engines and len(engines) == 1
+    assert llmbackend.backends._engines == engines and len(engines) == 1
     assert first.raw["token_ids"] == second.raw["token_ids"]
 
 

@@ -256,7 +256,8 @@ def test_the_api_key_appears_in_no_repr_error_or_log(emulator: OpenAIEmulator,
     emulator.reply(200, response_body("m", "x"), delay=1.0)
     client = llmbackend.client("openai", "gpt-4o-mini", api_key=secret,
                                base_url=emulator.base_url, max_retries=0, timeout=0.3)
-    seen = [repr(client), str(client), repr(client._settings), repr(client._transport)]
+    seen = [repr(client), str(client), repr(client._backend.settings),
+            repr(client._backend.transport)]
     errors = [client.generate("hi").failure() for _ in range(2)]
     assert isinstance(errors[0], HTTPStatusError)
     assert "Incorrect API key provided: ********." in str(errors[0])

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from returns.result import Failure, Result, Success
 
 import llmbackend
-import llmbackend.api
+import llmbackend.backends
 from llmbackend import (
     ConfigurationError,
     Generation,
@@ -817,7 +817,7 @@ def test_a_per_call_timeout_applies_to_that_call_only(slow: FaultServer) -> None
     # The same client, without the per-call option: its own 5 s timeout lets the answer come.
     slow.push(Forward(delay=0.5))
     assert client.generate("slow again").unwrap().text == "Echo: slow again"
-    assert client._transport.timeout == 5.0  # the client's own setting is untouched
+    assert client._backend.transport.timeout == 5.0  # the client's own setting is untouched
     slow.push(Forward(delay=2.0))
     with pytest.raises(RequestTimeoutError):
         client.get_response("slow", timeout=0.2, max_retries=0)
@@ -892,7 +892,7 @@ def test_per_call_max_retries_overrides_the_clients(openai_env: OpenAIEmulator) 
 
 def test_a_per_call_view_shares_the_clients_connections(openai_env: OpenAIEmulator) -> None:
     client = llmbackend.client("openai", "gpt-4o-mini")
-    base = client._transport
+    base = client._backend.transport
     view = base.with_options(timeout=1)
     assert view is not base
     assert view._pool is base._pool
@@ -913,7 +913,7 @@ def test_a_429_seen_through_a_per_call_view_pauses_the_whole_client(
     openai_env: OpenAIEmulator,
 ) -> None:
     client = llmbackend.client("openai", "gpt-4o-mini", max_retries=2)
-    base = client._transport
+    base = client._backend.transport
     openai_env.reply(429, openai_error("slow down", "rate_limit_error", None),
                      {"retry-after-ms": "1500"})
     before = time.monotonic()
@@ -945,8 +945,8 @@ def test_a_429_on_a_call_without_retries_left_still_pauses_the_others(
     assert isinstance(error, HTTPStatusError)
     assert (error.status, error.attempts) == (429, 1)
     # The provider asked the whole key to wait 3 s: the client's other calls are held back.
-    assert client._transport._pool.pause_until > before + 1
-    assert client._transport._paused_for() > 1
+    assert client._backend.transport._pool.pause_until > before + 1
+    assert client._backend.transport._paused_for() > 1
     client.close()
 
 
@@ -1005,11 +1005,12 @@ def test_map_takes_a_per_call_timeout_and_max_retries(emulator: OpenAIEmulator,
     for index in (0, 1, 3, 5):
         assert results[index].unwrap().text == f"Echo: item-{index}"
     assert sent == len(prompts)  # no retries at all
-    assert (client._transport.timeout, client._transport.retry.max_retries) == (5.0, 2)
+    transport = client._backend.transport
+    assert (transport.timeout, transport.retry.max_retries) == (5.0, 2)
 
 
 def test_top_level_calls_with_other_timeouts_share_one_pool(openai_env: OpenAIEmulator) -> None:
-    assert llmbackend.api._shared == {}
+    assert llmbackend.backends._shared == {}
     answers = [
         llmbackend.generate("openai", "gpt-4o-mini", "one", timeout=5),
         llmbackend.generate("openai", "gpt-4o-mini", "two", timeout=7),
@@ -1019,7 +1020,7 @@ def test_top_level_calls_with_other_timeouts_share_one_pool(openai_env: OpenAIEm
     ]
     assert texts(answers) == ["Echo: one", "Echo: two", "Echo: three", "Echo: four",
                               "Echo: five"]
-    assert len(llmbackend.api._shared) == 1
+    assert len(llmbackend.backends._shared) == 1
     assert len({request.peer for request in openai_env.requests}) == 1  # one connection
 
 
@@ -1047,7 +1048,7 @@ def test_top_level_per_call_options_take_effect(slow: FaultServer) -> None:
     error = error_of(asyncio.run(main()))
     assert isinstance(error, RequestTimeoutError)
     assert error.attempts == 1
-    assert len(llmbackend.api._shared) == 1
+    assert len(llmbackend.backends._shared) == 1
 
 
 # --- 10. local providers ------------------------------------------------------------------------

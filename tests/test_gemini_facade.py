@@ -212,8 +212,8 @@ def test_above_the_inline_limit_the_batch_goes_through_a_file(
     stored = gemini_env.batches[batch.id.removeprefix("batches/")]
     assert stored.mode == "file"
     uploaded = gemini_env.files[stored.input_file.removeprefix("files/")]  # type: ignore[union-attr]
-    encoder = gemini_batch.build_item_encoder(llmbackend.api._request(
-        "gemini-2.5-flash", "", None, None, flash._settings)).unwrap()
+    encoder = gemini_batch.build_item_encoder(
+        flash._backend.request("", None, None)).unwrap()
     assert uploaded.content == b"".join(encoder.line(f"request-{i}", p)
                                         for i, p in enumerate(PROMPTS))
     outcomes = batch.outcomes()

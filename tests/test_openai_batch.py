@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from returns.result import Failure, Success
 
-from llmbackend.batching import BatchCounts
+from llmbackend.batching import BatchCounts, default_custom_ids
 from llmbackend.errors import (
     ConfigurationError,
     HTTPStatusError,
@@ -48,7 +48,7 @@ def test_options_default_to_openai_limits() -> None:
     assert options == wire.OpenAIBatchOptions()
     assert options.completion_window == "24h"
     assert options.max_requests_per_batch == 50_000
-    assert wire.default_custom_ids(3) == ("request-0", "request-1", "request-2")
+    assert default_custom_ids(3) == ("request-0", "request-1", "request-2")
 
 
 def test_seed_options_are_accepted() -> None:

@@ -45,8 +45,9 @@ from llmbackend import (
     StructuredOutput,
     TransportError,
 )
-from llmbackend import api as llmbackend_api
+from llmbackend import backends as llmbackend_backends
 from llmbackend import jobs as llm_jobs
+from llmbackend.jobs import files as llm_files
 from llmbackend.providers import gemini_batch
 from tests import anthropic_emulator as anthropic_em
 from tests import emulator as openai_em
@@ -285,7 +286,7 @@ def watch(caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder,
 
     monkeypatch.setattr(tempfile, "SpooledTemporaryFile", RecordingSpool)
     monkeypatch.setattr(tempfile, "tempdir", str(temp_dir))
-    monkeypatch.setattr(llm_jobs, "SPOOL_MEMORY", 64)  # every spooled file goes to disk
+    monkeypatch.setattr(llm_files, "SPOOL_MEMORY", 64)  # every spooled file goes to disk
     return watched
 
 
@@ -344,7 +345,8 @@ def test_top_level_calls_with_the_key_from_the_environment(
     result = llmbackend.generate(setup.name, setup.model, "Typed, from the environment",
                                  schema=StructuredOutput(pydantic_model=City), max_retries=0)
     assert isinstance(result, Success)
-    for value in (answer, result, result.unwrap(), result.unwrap().raw, llmbackend_api._shared):
+    for value in (answer, result, result.unwrap(), result.unwrap().raw,
+                  llmbackend_backends._shared):
         assert_no_key(value, setup.key)
     audit_requests(setup)
     watch.check(setup.key)

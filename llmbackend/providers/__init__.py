@@ -16,6 +16,22 @@ from returns.result import Result
 from llmbackend.errors import ConfigurationError, LLMError, UnsupportedError, did_you_mean
 from llmbackend.types import Generation, GenerationRequest, WireRequest, WireResponse
 
+__all__ = [
+    "LOCAL",
+    "PLANNED",
+    "REGISTRY",
+    "BuildGeneration",
+    "ParseGeneration",
+    "Provider",
+    "Registration",
+    "get_provider",
+    "is_local",
+    "json_object",
+    "path_segment",
+    "read_count",
+    "registration",
+]
+
 BuildGeneration = Callable[[GenerationRequest], Result[WireRequest, LLMError]]
 ParseGeneration = Callable[[GenerationRequest, WireResponse], Result[Generation[str], LLMError]]
 
@@ -47,32 +63,48 @@ class Provider:
     default_batch_mode: str = "native"
 
 
-def _openai() -> Provider:
-    from llmbackend.providers.openai import PROVIDER
+@frozen(kw_only=True)
+class Registration:
+    """One row of the provider table: everything the shell needs to choose by, as data.
 
-    return PROVIDER
+    - ``name``: the provider argument; ``local``: whether it runs in this process (an engine)
+      rather than over HTTP;
+    - ``module``: the pure module that holds its ``PROVIDER`` record (remote providers) or its
+      ``LocalProvider`` (local ones, in ``LOCAL_PROVIDERS``), imported on first use;
+    - ``batch_jobs``: the effectful module of its native batch job (``JOBS`` in it: submit,
+      attach, restore), or ``None`` when it has no batch API; named here, imported by the shell
+      (``llmbackend.jobs.native_jobs``), so this pure table never imports the shell.
+    """
+
+    name: str
+    local: bool
+    module: str
+    batch_jobs: str | None = None
 
 
-def _anthropic() -> Provider:
-    from llmbackend.providers.anthropic import PROVIDER
-
-    return PROVIDER
-
-
-def _gemini() -> Provider:
-    from llmbackend.providers.gemini import PROVIDER
-
-    return PROVIDER
+def _remote(name: str) -> Registration:
+    return Registration(name=name, local=False, module=f"llmbackend.providers.{name}",
+                        batch_jobs=f"llmbackend.jobs.{name}")
 
 
-_REGISTRY: dict[str, Callable[[], Provider]] = {
-    "openai": _openai, "anthropic": _anthropic, "gemini": _gemini,
+def _local(name: str) -> Registration:
+    return Registration(name=name, local=True, module="llmbackend.providers.local")
+
+
+#: The providers, one line each. Adding one: its own modules, and one line here.
+REGISTRY: Mapping[str, Registration] = {
+    "openai": _remote("openai"),
+    "anthropic": _remote("anthropic"),
+    "gemini": _remote("gemini"),
+    "transformers": _local("transformers"),
+    "vllm": _local("vllm"),
+    "mlx": _local("mlx"),
 }
 
 #: Providers the seed README names that are not built yet, with the issue that builds them.
 PLANNED: dict[str, str] = {}
 #: The local providers (``llmbackend.providers.local``): not HTTP, served by ``engines``.
-LOCAL = ("transformers", "vllm", "mlx")
+LOCAL = tuple(name for name, row in REGISTRY.items() if row.local)
 
 
 def json_object(raw: bytes) -> dict[str, Any] | None:
@@ -108,27 +140,51 @@ def path_segment(value: str, safe: str = "") -> str:
     )
 
 
-def get_provider(name: Any) -> Provider:
-    """Pure: the provider called ``name``. Raises ``ConfigurationError`` for an unknown name and
-    ``UnsupportedError`` for one that is planned but not built yet."""
+def registration(name: object) -> Registration:
+    """Pure: the table row of provider ``name`` (any case). Raises ``ConfigurationError`` for an
+    unknown name and ``UnsupportedError`` for one that is planned but not built yet."""
     if not isinstance(name, str):
         raise ConfigurationError(
             message=f"provider must be a string such as 'openai', got {type(name).__name__}",
             key="provider",
         )
-    load = _REGISTRY.get(name.lower())
-    if load is not None:
-        return load()
+    row = REGISTRY.get(name.lower())
+    if row is not None:
+        return row
     if name.lower() in PLANNED:
         raise UnsupportedError(
             message=f"provider {name!r} is not available in this version of llmbackend: "
-            f"{PLANNED[name.lower()]} is not built yet. Available: {', '.join(_REGISTRY)}.",
+            f"{PLANNED[name.lower()]} is not built yet. Available: {', '.join(REGISTRY)}.",
             provider=name,
             parameter="provider",
         )
-    known = [*_REGISTRY, *LOCAL]
+    known = list(REGISTRY)
     hint = did_you_mean(name.lower(), known)
     raise ConfigurationError(
         message=f"unknown provider {name!r}.{hint} Available: {', '.join(known)}.",
         key="provider",
     )
+
+
+def is_local(name: object) -> bool:
+    """Pure: whether provider ``name`` runs in this process (transformers, vLLM, MLX); ``False``
+    for a remote provider and for a name that is no provider at all."""
+    row = REGISTRY.get(name.lower()) if isinstance(name, str) else None
+    return row is not None and row.local
+
+
+def get_provider(name: Any) -> Provider:
+    """Pure: the remote provider called ``name``. Raises ``ConfigurationError`` for an unknown
+    name (or a local one, which has no HTTP record) and ``UnsupportedError`` for one that is
+    planned but not built yet."""
+    row = registration(name)
+    if row.local:
+        remote = [other for other, entry in REGISTRY.items() if not entry.local]
+        raise ConfigurationError(
+            message=f"provider {name!r} runs in this process and has no HTTP API. Remote "
+            f"providers: {', '.join(remote)}.", key="provider")
+    from importlib import import_module
+
+    provider = import_module(row.module).PROVIDER
+    assert isinstance(provider, Provider)
+    return provider

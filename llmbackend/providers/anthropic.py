@@ -49,6 +49,27 @@ from llmbackend.types import (
     WireResponse,
 )
 
+__all__ = [
+    "API_VERSION",
+    "BASE_URL",
+    "DEFAULT_MAX_TOKENS",
+    "LABEL",
+    "MAX_TEMPERATURE",
+    "MESSAGES_PATH",
+    "NAME",
+    "PROVIDER",
+    "STRUCTURED_OUTPUT_METHODS",
+    "SUPPORTED_STRING_FORMATS",
+    "adapt_schema",
+    "build_auth_headers",
+    "build_messages_request",
+    "parse_error",
+    "parse_message",
+    "parse_message_object",
+    "parse_usage",
+    "structured_output_method",
+]
+
 NAME = "anthropic"
 LABEL = "Anthropic"
 BASE_URL = "https://api.anthropic.com"

@@ -46,6 +46,31 @@ from llmbackend.providers.anthropic import (
 )
 from llmbackend.types import GenerationRequest, StreamBody, WireRequest, WireResponse
 
+__all__ = [
+    "BATCHES_PATH",
+    "BATCH_ID",
+    "BATCH_OPTIONS",
+    "CUSTOM_ID",
+    "ITEM_BYTES_LIMIT",
+    "MAX_BYTES",
+    "MAX_REQUESTS",
+    "PART_SEPARATOR",
+    "SEPARATOR",
+    "AnthropicBatch",
+    "AnthropicBatchOptions",
+    "RequestEncoder",
+    "build_cancel_batch",
+    "build_create_batch",
+    "build_request_encoder",
+    "build_results",
+    "build_retrieve_batch",
+    "missing_result_error",
+    "parse_batch_object",
+    "parse_batch_options",
+    "parse_result_line",
+    "split_batch_id",
+]
+
 BATCHES_PATH = "/v1/messages/batches"
 #: Anthropic's limits for one batch: requests, and bytes of request body ("256 MB", read as
 #: decimal megabytes, the smaller reading).

@@ -40,6 +40,24 @@ from llmbackend.providers import Provider, json_object, path_segment, read_count
 from llmbackend.retrying import retry_after_seconds
 from llmbackend.types import Generation, GenerationRequest, Usage, WireRequest, WireResponse
 
+__all__ = [
+    "API_VERSION",
+    "BASE_URL",
+    "BLOCKED_REASONS",
+    "LABEL",
+    "NAME",
+    "PROVIDER",
+    "REQUEST_FIELDS",
+    "build_auth_headers",
+    "build_generate_content",
+    "build_request_body",
+    "model_path",
+    "parse_error",
+    "parse_generate_content",
+    "parse_response_object",
+    "parse_usage",
+]
+
 NAME = "gemini"
 LABEL = "Gemini"
 BASE_URL = "https://generativelanguage.googleapis.com"

@@ -18,7 +18,7 @@ alone learns its keys from the results, in natural order (input order for the de
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from attrs import evolve, field, frozen
@@ -45,6 +45,34 @@ from llmbackend.providers.gemini import (
     parse_response_object,
 )
 from llmbackend.types import GenerationRequest, StreamBody, WireRequest, WireResponse
+
+__all__ = [
+    "BATCH_OPTIONS",
+    "INLINE_LIMIT",
+    "MAX_FILE_BYTES",
+    "GeminiBatch",
+    "GeminiBatchOptions",
+    "ItemEncoder",
+    "batch_name",
+    "build_cancel_batch",
+    "build_download",
+    "build_file_create",
+    "build_inline_create",
+    "build_item_encoder",
+    "build_retrieve_batch",
+    "build_upload_finish",
+    "build_upload_start",
+    "inline_body_size",
+    "inline_key",
+    "missing_result_error",
+    "parse_batch",
+    "parse_batch_options",
+    "parse_file",
+    "parse_result",
+    "parse_result_line",
+    "parse_upload_url",
+    "upload_path",
+]
 
 #: Inline requests may make a create body of at most 20 MB; above it llmbackend uses a file.
 INLINE_LIMIT = 20_000_000
@@ -390,6 +418,3 @@ def missing_result_error(batch: GeminiBatch, key: str, unreadable: int = 0) -> L
         error_code="missing_result")
 
 
-def default_keys(count: int) -> Sequence[str]:
-    """Pure: ``request-0``, ``request-1``... for ``count`` inputs."""
-    return [f"request-{index}" for index in range(count)]

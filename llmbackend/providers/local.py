@@ -25,6 +25,28 @@ from attrs import field, frozen
 from llmbackend.errors import ConfigurationError, UnsupportedError
 from llmbackend.types import GenerationConfig
 
+__all__ = [
+    "CHAT_KEYS",
+    "DEFAULT_MAX_TOKENS",
+    "LOCAL_PROVIDERS",
+    "MLX_RESERVED",
+    "TRANSFORMERS_RESERVED",
+    "VLLM_RESERVED",
+    "LocalProvider",
+    "Message",
+    "PromptInput",
+    "check_messages",
+    "check_options",
+    "is_greedy",
+    "max_tokens",
+    "mlx_sampler_kwargs",
+    "passthrough",
+    "prompt_inputs",
+    "stop_strings",
+    "transformers_generate_kwargs",
+    "vllm_sampling_kwargs",
+]
+
 #: ``max_tokens`` when the config sets none (vLLM's own default would be 16 tokens).
 DEFAULT_MAX_TOKENS = 256
 

@@ -46,6 +46,26 @@ from llmbackend.types import (
     WireResponse,
 )
 
+__all__ = [
+    "BASE_URL",
+    "LABEL",
+    "MIN_OUTPUT_TOKENS",
+    "NAME",
+    "PROVIDER",
+    "RESPONSES_PATH",
+    "STRICT_UNSUPPORTED_KEYWORDS",
+    "build_auth_headers",
+    "build_response_request",
+    "build_text_format",
+    "collect_output",
+    "make_strict",
+    "parse_error",
+    "parse_response",
+    "parse_response_object",
+    "parse_usage",
+    "strict_violations",
+]
+
 NAME = "openai"
 LABEL = "OpenAI"
 BASE_URL = "https://api.openai.com/v1"

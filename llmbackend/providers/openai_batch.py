@@ -54,6 +54,44 @@ from llmbackend.types import (
     WireResponse,
 )
 
+__all__ = [
+    "BATCH_ID",
+    "BATCH_OPTIONS",
+    "COMPLETION_WINDOWS",
+    "CUSTOM_ID",
+    "ENDPOINT",
+    "MAX_FILE_BYTES",
+    "MAX_METADATA_VALUE",
+    "MAX_REQUESTS",
+    "PART_SEPARATOR",
+    "BatchIssue",
+    "InputLine",
+    "LineEncoder",
+    "OpenAIBatch",
+    "OpenAIBatchOptions",
+    "apply_system",
+    "batch_from_object",
+    "build_cancel_batch",
+    "build_create_batch",
+    "build_file_content",
+    "build_file_upload",
+    "build_line_encoder",
+    "build_list_batches",
+    "build_retrieve_batch",
+    "check_custom_ids",
+    "find_batch",
+    "join_batch_ids",
+    "missing_result_error",
+    "parse_batch_list",
+    "parse_batch_object",
+    "parse_batch_options",
+    "parse_file_object",
+    "parse_input_line",
+    "parse_result_line",
+    "schema_from_body",
+    "split_batch_id",
+]
+
 #: The endpoint every line of an llmbackend batch targets.
 ENDPOINT = "/v1/responses"
 #: OpenAI's limits for one batch: requests per input file, and bytes of input file.
@@ -157,9 +195,6 @@ def check_custom_ids(custom_ids: object, count: int) -> tuple[str, ...]:
         "1 to 64 characters of letters, digits, '_', '-', '.' and ':'")
 
 
-def default_custom_ids(count: int) -> tuple[str, ...]:
-    """Pure: ``request-0``, ``request-1``, ... for ``count`` inputs."""
-    return tuple(f"request-{index}" for index in range(count))
 
 
 def apply_system(config: GenerationConfig, system: str | None) -> GenerationConfig:
