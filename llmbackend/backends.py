@@ -338,7 +338,7 @@ class RemoteBackend(Backend):
         prompts = check_inputs(inputs)
         request = self.request("", config, schema)
         options = check_batch_options(batch_options)
-        mode = options.pop("mode", self.record.default_batch_mode)
+        mode = options.pop("mode", registration(self.record.name).default_batch_mode)
         if mode not in BATCH_MODES:
             raise ConfigurationError(
                 message=f"batch option 'mode' must be 'native' (the provider's batch API) or "

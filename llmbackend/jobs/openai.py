@@ -146,11 +146,14 @@ def _create(transport: HTTPTransport, file_id: str, options: wire.OpenAIBatchOpt
     def recover(error: LLMError) -> Result[wire.OpenAIBatch, LLMError]:
         if not isinstance(error, TransportError):
             return Failure(error)
-        # A list that cannot be read leaves the create's own error standing.
         lost: LLMError = error
+
+        def create_error(_: LLMError) -> Result[wire.OpenAIBatch | None, LLMError]:
+            return Failure(lost)  # a list that cannot be read leaves the create's error
+
         return (transport.send(wire.build_list_batches()).bind(wire.parse_batch_list)
                 .map(lambda batches: wire.find_batch(batches, file_id))
-                .lash(lambda _: Failure(lost))
+                .lash(create_error)
                 .bind(found_or_again))
 
     return transport.send(create).bind(wire.parse_batch_object).lash(recover)

@@ -47,8 +47,6 @@ class Provider:
     - ``build_generation`` / ``parse_generation``: the pure request builder and response parser.
     - ``options``: provider options beyond the common ones, each with the values it accepts;
       they reach the builder and parser as ``GenerationRequest.options``.
-    - ``default_batch_mode``: what ``submit_batch`` does without a ``mode`` batch option:
-      ``"native"`` (the provider's batch API) or ``"immediate"`` (concurrent calls, now).
     """
 
     name: str
@@ -60,7 +58,6 @@ class Provider:
     build_generation: BuildGeneration
     parse_generation: ParseGeneration
     options: Mapping[str, tuple[object, ...]] = field(factory=dict)
-    default_batch_mode: str = "native"
 
 
 @frozen(kw_only=True)
@@ -73,28 +70,35 @@ class Registration:
       ``LocalProvider`` (local ones, in ``LOCAL_PROVIDERS``), imported on first use;
     - ``batch_jobs``: the effectful module of its native batch job (``JOBS`` in it: submit,
       attach, restore), or ``None`` when it has no batch API; named here, imported by the shell
-      (``llmbackend.jobs.native_jobs``), so this pure table never imports the shell.
+      (``llmbackend.jobs.native_jobs``), so this pure table never imports the shell;
+    - ``default_batch_mode``: what ``submit_batch`` (and ``llmbackend batch submit``) does
+      without a ``mode`` batch option: ``"native"`` (the provider's batch API) or
+      ``"immediate"`` (concurrent calls, now; a local model always runs its batch at once).
     """
 
     name: str
     local: bool
     module: str
     batch_jobs: str | None = None
+    default_batch_mode: str = "native"
 
 
-def _remote(name: str) -> Registration:
+def _remote(name: str, default_batch_mode: str = "native") -> Registration:
     return Registration(name=name, local=False, module=f"llmbackend.providers.{name}",
-                        batch_jobs=f"llmbackend.jobs.{name}")
+                        batch_jobs=f"llmbackend.jobs.{name}",
+                        default_batch_mode=default_batch_mode)
 
 
 def _local(name: str) -> Registration:
-    return Registration(name=name, local=True, module="llmbackend.providers.local")
+    return Registration(name=name, local=True, module="llmbackend.providers.local",
+                        default_batch_mode="immediate")
 
 
 #: The providers, one line each. Adding one: its own modules, and one line here.
 REGISTRY: Mapping[str, Registration] = {
     "openai": _remote("openai"),
-    "anthropic": _remote("anthropic"),
+    # Anthropic's batches take up to 24 hours; concurrent calls are the default there.
+    "anthropic": _remote("anthropic", default_batch_mode="immediate"),
     "gemini": _remote("gemini"),
     "transformers": _local("transformers"),
     "vllm": _local("vllm"),

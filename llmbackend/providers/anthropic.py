@@ -414,5 +414,4 @@ PROVIDER = Provider(
     build_generation=build_messages_request,
     parse_generation=parse_message,
     options={"structured_output": STRUCTURED_OUTPUT_METHODS},
-    default_batch_mode="immediate",
 )

@@ -1,0 +1,110 @@
+"""Effectful: the ``llmbackend`` group (``--version``, ``--debug``, the exit codes in its help)
+and its ``run`` command; the ``batch`` group comes from ``batch``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from llmbackend.cli.batch import batch
+from llmbackend.cli.debugging import enable_debug
+from llmbackend.cli.errors import EXIT_OK, StdoutClosedError, show_warnings_in_one_line
+from llmbackend.cli.options import (
+    connection_options,
+    debug_option,
+    generation_config,
+    generation_options,
+    model_option,
+    provider_option,
+    provider_options,
+    read_schema,
+)
+from llmbackend.cli.output import dumps, generation_json
+from llmbackend.cli.prompts import read_prompt
+
+__all__ = ["EPILOG", "cli", "run"]
+
+EPILOG = """\b
+Exit codes:
+  0    success
+  1    unexpected internal error (rerun with --debug, and report it)
+  2    usage or configuration error: a bad option, file or schema, a missing API key
+  3    the provider, the network or the answer failed (HTTP error, timeout, refusal...)
+  4    a batch ended with some items failed (the results still list every item)
+  5    a batch has not ended yet (wait timed out, or results asked for too early)
+  130  interrupted (Ctrl-C)
+  141  standard output was closed early (e.g. piped into head)
+
+\b
+Credentials and base URLs come from the environment only: OPENAI_API_KEY,
+OPENAI_BASE_URL, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, GOOGLE_API_KEY (or
+GEMINI_API_KEY), GOOGLE_GEMINI_BASE_URL (or GEMINI_BASE_URL). Batch handles are
+saved in $LLMBACKEND_STATE_DIR, else $XDG_STATE_HOME/llmbackend/batches, else
+~/.local/state/llmbackend/batches.
+"""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as error:
+            raise StdoutClosedError from error
+
+
+@click.group(cls=_Group, epilog=EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(None, "--version", package_name="llmbackend", prog_name="llmbackend",
+                      message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True,
+              help="On errors, show the full traceback; log the library's DEBUG lines (every "
+              "HTTP attempt) to stderr.")
+def cli(debug: bool) -> None:
+    """llmbackend: text LLMs from the command line (OpenAI, Anthropic, Gemini, local models).
+
+    \b
+    llmbackend run -p openai -m gpt-4o-mini "Write a haiku about oceans."
+    llmbackend batch submit -p openai -m gpt-4o-mini prompts.jsonl
+    llmbackend batch results BATCH_ID -o answers.jsonl
+    """
+    show_warnings_in_one_line()
+    if debug:
+        enable_debug()
+
+
+@cli.command(epilog="The prompt is read from standard input when PROMPT is omitted or is -.")
+@provider_option(required=True)
+@model_option
+@click.argument("prompt", required=False)
+@generation_options
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the whole result as JSON: text, parsed answer, finish reason, usage, "
+              "provider, model, response id.")
+@connection_options(handle_commands=False)
+@debug_option
+def run(*, provider: str, model: str, prompt: str | None, system: str | None,
+        temperature: float | None, top_p: float | None, max_tokens: int | None,
+        seed: int | None, extra: dict[str, Any], schema: str | None, as_json: bool,
+        option: dict[str, Any], timeout: float | None, max_retries: int | None) -> int:
+    """Send one prompt and print the answer."""
+    text = read_prompt(prompt)
+    config = generation_config(provider=provider, temperature=temperature, top_p=top_p,
+                               max_tokens=max_tokens, seed=seed, system=system, extra=extra)
+    structured = read_schema(schema)
+    import llmbackend
+    from llmbackend.errors import unwrap
+
+    generation = unwrap(llmbackend.generate(provider, model, text, config, structured,
+                                            **provider_options(option, timeout, max_retries)))
+    if as_json:
+        click.echo(generation_json(generation))
+    elif structured is not None:
+        click.echo(dumps(generation.parsed))
+    else:
+        click.echo(generation.text)
+    return EXIT_OK
+
+
+cli.add_command(batch)
