@@ -17,14 +17,13 @@ options become settings, and how a batch is run are decided there, once.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from returns.result import Result
 
-from llmbackend.backends import Backend, LLMBackendWarning, open_backend
+from llmbackend.backends import Backend, LLMBackendWarning, in_thread, open_backend
 from llmbackend.batching import DEFAULT_CONCURRENCY
 from llmbackend.errors import ConfigurationError, LLMError, unwrap
 from llmbackend.fanout import Progress
@@ -352,7 +351,7 @@ class Client:
     async def aget_batch(self, batch_id: str, schema: StructuredOutput[Any] | None = None,
                          custom_ids: Sequence[str] | None = None) -> Batch[Any]:
         """Async ``get_batch`` (its requests run in a worker thread)."""
-        return await asyncio.to_thread(self._backend.get_batch, batch_id, schema, custom_ids)
+        return await in_thread(self._backend.get_batch, batch_id, schema, custom_ids)
 
     @overload
     async def arestore_batch(self, saved: Mapping[str, Any], schema: None = None
@@ -365,7 +364,7 @@ class Client:
     async def arestore_batch(self, saved: Mapping[str, Any],
                              schema: StructuredOutput[Any] | None = None) -> Batch[Any]:
         """Async ``restore_batch`` (its request runs in a worker thread)."""
-        return await asyncio.to_thread(self._backend.restore_batch, saved, schema)
+        return await in_thread(self._backend.restore_batch, saved, schema)
 
 
 def client(provider: str, model: str, **provider_options: Any) -> Client:
@@ -602,7 +601,7 @@ async def aget_batch(provider: str, batch_id: str, schema: StructuredOutput[Any]
                      custom_ids: Sequence[str] | None = None, **provider_options: Any
                      ) -> Batch[Any]:
     """Async ``get_batch`` (its requests run in a worker thread)."""
-    return await asyncio.to_thread(
+    return await in_thread(
         lambda: get_batch(provider, batch_id, schema, custom_ids, **provider_options))
 
 
@@ -619,4 +618,4 @@ async def arestore_batch(saved: Mapping[str, Any], schema: StructuredOutput[T],
 async def arestore_batch(saved: Mapping[str, Any], schema: StructuredOutput[Any] | None = None,
                          **provider_options: Any) -> Batch[Any]:
     """Async ``restore_batch`` (its request runs in a worker thread)."""
-    return await asyncio.to_thread(lambda: restore_batch(saved, schema, **provider_options))
+    return await in_thread(lambda: restore_batch(saved, schema, **provider_options))

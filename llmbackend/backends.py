@@ -16,7 +16,6 @@ connections (and a local model) instead of paying for them on every call.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import threading
@@ -30,7 +29,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from attrs import evolve
 from returns.result import Result
@@ -77,6 +76,7 @@ __all__ = [
     "LLMBackendWarning",
     "LocalBackend",
     "RemoteBackend",
+    "in_thread",
     "open_backend",
     "open_transport",
 ]
@@ -87,6 +87,20 @@ AsyncOutcomes = AsyncGenerator[Outcome, None]
 
 #: What ``batch_options["mode"]`` may be.
 BATCH_MODES = ("native", "immediate")
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+async def in_thread(function: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """``asyncio.to_thread``, with asyncio imported on the first async call.
+
+    Strategy: sync-only code never loads asyncio (and the sockets, ssl and subprocess modules
+    it pulls in) just to import the public API."""
+    import asyncio
+
+    return await asyncio.to_thread(function, *args, **kwargs)
 
 
 class LLMBackendWarning(UserWarning):
@@ -372,7 +386,7 @@ class RemoteBackend(Backend):
         # line (from the worker thread, they would point into concurrent.futures).
         said: list[str] = []
         try:
-            return await asyncio.to_thread(jobs.submit, self.record, self.transport, request,
+            return await in_thread(jobs.submit, self.record, self.transport, request,
                                            prompts, options, said.append)
         finally:
             for message in said:
@@ -481,7 +495,7 @@ class LocalBackend(Backend):
                         timeout: float | None = None, max_retries: int | None = None
                         ) -> Outcome:
         self._network_options(timeout, max_retries)
-        return await asyncio.to_thread(self.generate, input, config, schema)
+        return await in_thread(self.generate, input, config, schema)
 
     def _map(self, prompts: Iterator[str], *, size: int, total: int | None, config: ConfigInput,
              schema: StructuredOutput[Any] | None, timeout: float | None,
@@ -504,7 +518,7 @@ class LocalBackend(Backend):
 
         async def run_chunk(chunk: list[str]) -> list[Outcome]:
             # A batched run blocks for as long as the model computes: a worker thread.
-            return await asyncio.to_thread(self._outcomes, chunk, settings, schema)
+            return await in_thread(self._outcomes, chunk, settings, schema)
 
         return lambda update: fanout.achunked_map(run_chunk, prompts, size, progress=update,
                                                   total=total)
@@ -537,7 +551,7 @@ class LocalBackend(Backend):
 
     async def asubmit_batch(self, inputs: object, config: ConfigInput, schema: object,
                             batch_options: object) -> Batch[Any]:
-        return await asyncio.to_thread(self.submit_batch, inputs, config, schema, batch_options)
+        return await in_thread(self.submit_batch, inputs, config, schema, batch_options)
 
     def get_batch(self, batch_id: object, schema: object, custom_ids: object) -> Batch[Any]:
         raise self._no_batch_to_find("re-attach to")

@@ -116,6 +116,14 @@ def test_import_loads_no_heavy_dependency(code: str) -> None:
     assert [m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY] == []
 
 
+def test_the_sync_api_loads_no_asyncio() -> None:
+    # asyncio pulls in socket, ssl, subprocess and more (about 15 ms): only the async faces
+    # load it, on their first call.
+    loaded = _modules_after("from llmbackend import get_response, generate, client, "
+                            "create_batch, get_batch, restore_batch, Batch, StructuredOutput")
+    assert [m for m in loaded if m.split(".")[0] in {"asyncio", "concurrent"}] == []
+
+
 def test_bare_import_loads_almost_nothing() -> None:
     loaded = _modules_after("import llmbackend")
     assert [m for m in loaded if m.startswith("llmbackend")] == ["llmbackend"]
