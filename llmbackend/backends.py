@@ -23,6 +23,7 @@ import warnings
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
+    Awaitable,
     Callable,
     Generator,
     Iterator,
@@ -44,6 +45,7 @@ from llmbackend.checks import (
     check_progress,
     check_prompt,
     check_schema,
+    check_sendable_config,
     check_timeout,
 )
 from llmbackend.convert import config_from
@@ -76,9 +78,11 @@ __all__ = [
     "LLMBackendWarning",
     "LocalBackend",
     "RemoteBackend",
+    "ashown_batch",
     "in_thread",
     "open_backend",
     "open_transport",
+    "shown_batch",
 ]
 
 Outcome = Result[Generation[Any], LLMError]
@@ -230,6 +234,31 @@ def open_transport(provider: Provider, settings: ClientSettings) -> HTTPTranspor
     )
 
 
+def shown_batch(transport: HTTPTransport, make: Callable[[], Batch[Any]]) -> Batch[Any]:
+    """The handle ``make`` returns, redacting its errors with ``transport``'s secrets
+    (``Batch.redacting``); an ``LLMError`` raised while making it is redacted the same way.
+    Every remote batch handle leaves the backends through here (or ``ashown_batch``)."""
+    try:
+        return make().redacting(transport.redact_error)
+    except LLMError as error:
+        shown = transport.redact_error(error)
+        if shown is error:
+            raise
+    raise shown  # outside the ``except``: the unredacted error is not kept as its context
+
+
+async def ashown_batch(transport: HTTPTransport, making: Awaitable[Batch[Any]]
+                       ) -> Batch[Any]:
+    """``shown_batch`` for a handle made by an awaitable."""
+    try:
+        return (await making).redacting(transport.redact_error)
+    except LLMError as error:
+        shown = transport.redact_error(error)
+        if shown is error:
+            raise
+    raise shown
+
+
 # Top-level calls share one pooled transport per distinct settings, so that a loop of
 # ``llmbackend.get_response(...)`` reuses connections instead of paying a TLS handshake per call.
 _SHARED_LIMIT = 32
@@ -272,7 +301,8 @@ class RemoteBackend(Backend):
         """The checked ``GenerationRequest`` of one prompt (``""`` for a fan-out's or a batch's
         shared request, whose input is set per item)."""
         return GenerationRequest(
-            model=self.model, input=check_prompt(input), config=config_from(config),
+            model=self.model, input=check_prompt(input),
+            config=check_sendable_config(config_from(config)),
             schema=check_schema(schema), drop_unsupported=self.settings.drop_unsupported,
             options=dict(self.settings.options))
 
@@ -301,7 +331,7 @@ class RemoteBackend(Backend):
                 warn(message)
             return transport.send(wire)
 
-        return pipeline.generate(self.record, request, send)
+        return transport.redact_result(pipeline.generate(self.record, request, send))
 
     async def agenerate(self, input: object, config: ConfigInput, schema: object, *,
                         timeout: float | None = None, max_retries: int | None = None
@@ -314,7 +344,7 @@ class RemoteBackend(Backend):
                 warn(message)
             return await transport.asend(wire)
 
-        return await pipeline.agenerate(self.record, request, send)
+        return transport.redact_result(await pipeline.agenerate(self.record, request, send))
 
     def _map(self, prompts: Iterator[str], *, size: int, total: int | None, config: ConfigInput,
              schema: StructuredOutput[Any] | None, timeout: float | None,
@@ -324,7 +354,8 @@ class RemoteBackend(Backend):
         self._first_build(request)
 
         def run(prompt: str) -> Outcome:
-            return pipeline.generate(provider, evolve(request, input=prompt), transport.send)
+            return transport.redact_result(
+                pipeline.generate(provider, evolve(request, input=prompt), transport.send))
 
         return lambda update: fanout.ordered_map(run, prompts, size, progress=update,
                                                  total=total)
@@ -338,8 +369,8 @@ class RemoteBackend(Backend):
         self._first_build(request)
 
         async def run(prompt: str) -> Outcome:
-            return await pipeline.agenerate(provider, evolve(request, input=prompt),
-                                            transport.asend)
+            return transport.redact_result(await pipeline.agenerate(
+                provider, evolve(request, input=prompt), transport.asend))
 
         return lambda update: fanout.aordered_map(run, prompts, size, progress=update,
                                                   total=total)
@@ -366,9 +397,10 @@ class RemoteBackend(Backend):
         prompts, request, options, mode = self._batch_plan(inputs, config, schema,
                                                            batch_options)
         if mode == "immediate":
-            return jobs.run_immediate_batch(self.record, self.transport, request, prompts,
-                                            batch_options=options, warn=warn)
-        return jobs.submit(self.record, self.transport, request, prompts, options, warn)
+            return shown_batch(self.transport, lambda: jobs.run_immediate_batch(
+                self.record, self.transport, request, prompts, batch_options=options, warn=warn))
+        return shown_batch(self.transport, lambda: jobs.submit(
+            self.record, self.transport, request, prompts, options, warn))
 
     async def asubmit_batch(self, inputs: object, config: ConfigInput, schema: object,
                             batch_options: object) -> Batch[Any]:
@@ -380,14 +412,15 @@ class RemoteBackend(Backend):
         prompts, request, options, mode = self._batch_plan(inputs, config, schema,
                                                            batch_options)
         if mode == "immediate":
-            return await jobs.arun_immediate_batch(self.record, self.transport, request,
-                                                   prompts, batch_options=options, warn=warn)
+            return await ashown_batch(self.transport, jobs.arun_immediate_batch(
+                self.record, self.transport, request, prompts, batch_options=options, warn=warn))
         # Warnings are raised here, in the caller's task, so that they point at the caller's
         # line (from the worker thread, they would point into concurrent.futures).
         said: list[str] = []
         try:
-            return await in_thread(jobs.submit, self.record, self.transport, request,
-                                           prompts, options, said.append)
+            return await ashown_batch(self.transport, in_thread(
+                jobs.submit, self.record, self.transport, request, prompts, options,
+                said.append))
         finally:
             for message in said:
                 warn(message)
@@ -405,13 +438,16 @@ class RemoteBackend(Backend):
             raise ConfigurationError(
                 message=f"batch id must be a non-empty string, got {batch_id!r}",
                 key="batch_id")
-        return jobs.attach(self.record, self.transport, batch_id,
-                           self.request("", None, schema), order)
+        request = self.request("", None, schema)
+        return shown_batch(self.transport, lambda: jobs.attach(
+            self.record, self.transport, batch_id, request, order))
 
     def restore_batch(self, saved: object, schema: object) -> Batch[Any]:
         from llmbackend import jobs
 
-        return jobs.restore(self.record, self.transport, saved, check_schema(schema))
+        checked = check_schema(schema)
+        return shown_batch(self.transport, lambda: jobs.restore(
+            self.record, self.transport, saved, checked))
 
     def close(self) -> None:
         self.transport.close()

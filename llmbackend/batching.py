@@ -23,6 +23,7 @@ from llmbackend.types import Generation
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "IMMEDIATE_OPTIONS",
+    "MAX_BATCH_ID",
     "MAX_CONCURRENCY",
     "STATUS_ALIASES",
     "TERMINAL_STATES",
@@ -32,6 +33,8 @@ __all__ = [
     "ImmediateOptions",
     "OutcomeCollector",
     "ResultReport",
+    "batch_id_problem",
+    "check_batch_id",
     "check_concurrency",
     "check_custom_ids",
     "check_option_names",
@@ -44,8 +47,11 @@ __all__ = [
     "parse_immediate_options",
     "read_results",
     "reorder",
+    "shown_id",
+    "split_job_id",
     "split_lines",
     "status_key",
+    "unusable_batch_id",
 ]
 
 T = TypeVar("T")
@@ -422,6 +428,94 @@ def default_custom_ids(count: int) -> tuple[str, ...]:
     """Pure: the custom ids of a batch whose caller gave none: ``request-0``, ``request-1``...
     (the one place they are spelled; every provider's job and the immediate batches use it)."""
     return tuple(f"request-{index}" for index in range(count))
+
+
+# --- batch ids ------------------------------------------------------------------------------------
+
+#: The longest provider batch id llmbackend takes (ids are a few dozen characters at every
+#: provider; a longer one is a broken answer, and would not fit in a URL).
+MAX_BATCH_ID = 8192
+
+
+def batch_id_problem(value: object, reserved: str = "") -> str | None:
+    """Pure: why ``value`` cannot be one provider batch id, or ``None`` when it can: the one rule
+    for batch ids, applied where they come in (the provider's batch object, at submit and at
+    every fetch) and where they go out (attach by id, restore, the command line).
+
+    An id is any string that is not empty, not ``.`` or ``..`` (path steps, not names), at most
+    ``MAX_BATCH_ID`` characters, printable on one line (no line break, escape code, control,
+    format character or lone surrogate: ``str.isprintable``), and without a character of
+    ``reserved`` (the provider's separator: ``+`` joins a split job's ids, ``/`` a Gemini
+    name's parts). Everything else is fine, spaces, ``/`` and ``%`` included: an id is
+    percent-encoded into the URL path (``providers.path_segment``).
+    """
+    if not isinstance(value, str):
+        return f"it is a {type(value).__name__}, not a string"
+    if not value:
+        return "it is empty"
+    if value in {".", ".."}:
+        return "'.' and '..' are steps in a path, not ids"
+    if len(value) > MAX_BATCH_ID:
+        return f"it is {len(value):,} characters long; llmbackend takes ids up to {MAX_BATCH_ID:,}"
+    for char in value:
+        if char in reserved:
+            return f"it holds {char!r}, which cannot be part of one id"
+        if not char.isprintable():
+            return f"it holds {char!r}, which cannot be printed on one line"
+    return None
+
+
+def shown_id(value: object, limit: int = 100) -> str:
+    """Pure: ``value`` as an error message shows an id: its ``repr`` (control characters, escape
+    codes and lone surrogates escaped, so that printing it cannot corrupt a terminal), cut to
+    ``limit`` characters."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    return repr(value)
+
+
+def check_batch_id(value: object, reserved: str, kind: str) -> str:
+    """Pure: ``value`` if ``batch_id_problem`` finds nothing wrong with it, else
+    ``ConfigurationError`` (key ``batch_id``) saying it is not ``kind`` (e.g. "an OpenAI batch
+    id (like 'batch_abc123')"), and why."""
+    problem = batch_id_problem(value, reserved)
+    if problem is None:
+        assert isinstance(value, str)
+        return value
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(message=f"batch id must be a non-empty string, got {value!r}",
+                                 key="batch_id")
+    raise ConfigurationError(message=f"{shown_id(value)} is not {kind}: {problem}",
+                             key="batch_id")
+
+
+def split_job_id(value: object, separator: str, kind: str) -> tuple[str, ...]:
+    """Pure: the provider batch ids behind a job's id (one, or several joined by
+    ``separator``), each checked by ``batch_id_problem``; ``ConfigurationError`` (as
+    ``check_batch_id``) for anything else."""
+    if not isinstance(value, str) or not value:
+        return (check_batch_id(value, separator, kind),)  # raises
+    parts = tuple(value.split(separator))
+    for part in parts:
+        problem = batch_id_problem(part, separator)
+        if problem is not None:
+            raise ConfigurationError(
+                message=f"{shown_id(value)} is not {kind}: "
+                + (problem if len(parts) == 1 else f"its part {shown_id(part)}: {problem}"),
+                key="batch_id")
+    return parts
+
+
+def unusable_batch_id(value: object, problem: str, *, provider: str, label: str,
+                      body: str | None = None) -> ProviderError:
+    """Pure: the error of a batch object whose id ``batch_id_problem`` refuses (``problem``): it
+    is not saved or printed as if fine; the error shows it escaped (``shown_id``), for the batch
+    may exist (a create's answer: made, and billed if it runs)."""
+    return ProviderError(
+        message=f"{label} answered with a batch id llmbackend cannot use, {shown_id(value)}: "
+        f"{problem}. Nothing was saved under it; if this answered the creation of a batch, "
+        f"the batch exists at {label} and may run (and be billed): cancel it there",
+        provider=provider, error_type="invalid_batch_id", body=body)
 
 
 def check_concurrency(value: object, what: str = "concurrency") -> int:

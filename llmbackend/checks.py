@@ -9,51 +9,86 @@ writes its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any
 
 from llmbackend.errors import ConfigurationError
-from llmbackend.types import StructuredOutput
+from llmbackend.schemas import json_problem, short_path, text_problem
+from llmbackend.types import GenerationConfig, StructuredOutput
 
 __all__ = [
     "check_batch_options",
     "check_inputs",
+    "check_iterable_inputs",
     "check_max_retries",
     "check_model",
     "check_poll_interval",
     "check_progress",
     "check_prompt",
     "check_schema",
+    "check_sendable_config",
     "check_timeout",
     "check_wait_timeout",
 ]
 
 
 def check_prompt(value: object, index: int | None = None) -> str:
-    """``value`` if it is a prompt (a string); ``index`` names its place among many inputs."""
-    if isinstance(value, str):
-        return value
-    if index is None:
+    """``value`` if it is a prompt: a string that UTF-8 can encode (no lone surrogate, which
+    could not be sent); ``index`` names its place among many inputs."""
+    name, key = ("input", "input") if index is None else (f"input #{index}", "inputs")
+    if not isinstance(value, str):
+        what = "the prompt" if index is None else "a prompt"
         raise ConfigurationError(
-            message=f"input must be a string (the prompt), got {type(value).__name__}",
-            key="input")
+            message=f"{name} must be a string ({what}), got {type(value).__name__}", key=key)
+    problem = text_problem(value)
+    if problem is not None:
+        raise ConfigurationError(message=f"{name} {problem}", key=key)
+    return value
+
+
+def check_iterable_inputs(inputs: object, what: str = "a list") -> Iterable[object]:
+    """``inputs`` if it can be read as a fan-out's or a batch's inputs, one prompt after the
+    other: an iterable, but not a string (one prompt, not many), nor a mapping (whose keys
+    would become the prompts), nor a set (which has no order to match results by).
+    ``what`` says what is wanted, for the message."""
+    if isinstance(inputs, str | bytes) or not isinstance(inputs, Iterable):
+        raise ConfigurationError(
+            message=f"inputs must be {what} of prompts (strings), got {type(inputs).__name__}",
+            key="inputs")
+    if isinstance(inputs, Mapping):
+        why = "a mapping, whose keys would become the prompts; pass list(inputs.values())"
+    elif isinstance(inputs, Set):
+        why = "a set, which has no order to give results back in; pass sorted(inputs)"
+    else:
+        return inputs
     raise ConfigurationError(
-        message=f"input #{index} must be a string (a prompt), got {type(value).__name__}",
-        key="inputs")
+        message=f"inputs must be {what} of prompts (strings), got {type(inputs).__name__}: "
+        f"{why}", key="inputs")
 
 
 def check_inputs(inputs: object) -> list[str]:
     """The prompts of a batch as a list, after checking each is a string (the list is read
     whole: a batch's inputs are all checked before the first is sent)."""
-    if isinstance(inputs, str | bytes) or not isinstance(inputs, Iterable):
-        raise ConfigurationError(
-            message="inputs must be a list of prompts (strings), got "
-            f"{type(inputs).__name__}", key="inputs")
-    prompts = [check_prompt(prompt, index) for index, prompt in enumerate(inputs)]
+    prompts = [check_prompt(prompt, index)
+               for index, prompt in enumerate(check_iterable_inputs(inputs))]
     if not prompts:
         raise ConfigurationError(message="inputs is empty: a batch needs at least one prompt",
                                  key="inputs")
     return prompts
+
+
+def check_sendable_config(config: GenerationConfig) -> GenerationConfig:
+    """``config`` if a remote provider can be sent it: its ``extra`` is strict JSON
+    (``schemas.json_problem``: no NaN or infinity, no set or other object, no lone surrogate,
+    nested at most ``schemas.MAX_DEPTH`` levels). Local runtimes take ``extra`` as Python
+    values, so only the remote backends ask this."""
+    problem = json_problem(config.extra, "extra")
+    if problem is not None:
+        where, reason = problem
+        raise ConfigurationError(
+            message=f"config 'extra' must be JSON data (it is sent as is): {short_path(where)} "
+            f"is {reason}", key="extra")
+    return config
 
 
 def check_schema(schema: object) -> StructuredOutput[Any] | None:
@@ -138,10 +173,20 @@ def check_progress(progress: object, face: str = "fan-out"
 
 
 def check_batch_options(batch_options: object) -> dict[str, Any]:
-    """``batch_options`` as a new dict (``None`` is ``{}``)."""
+    """``batch_options`` as a new dict (``None`` is ``{}``), after checking that every string
+    in it (``display_name``, ``system``, the ``custom_ids``...) is text UTF-8 can encode: it is
+    sent or saved. Each option's own rules are the provider's."""
     if batch_options is None:
         return {}
     if not isinstance(batch_options, Mapping):
         raise ConfigurationError(message="batch_options must be a dict, got "
                                  f"{type(batch_options).__name__}", key="batch_options")
+    for name, value in batch_options.items():
+        texts = [value] if isinstance(value, str) else [
+            item for item in value if isinstance(item, str)
+        ] if isinstance(value, list | tuple) else []
+        problem = next(filter(None, map(text_problem, texts)), None)
+        if problem is not None:
+            raise ConfigurationError(message=f"batch option {name!r} {problem}",
+                                     key=str(name))
     return dict(batch_options)

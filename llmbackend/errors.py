@@ -8,8 +8,9 @@ They are not slotted: a slotted layout cannot be combined with ImportError's, wh
 MissingDependencyError extends so that ``except ImportError`` keeps working as the seed README
 promises.
 
-No error ever carries a credential: messages and body excerpts are built by the parsers from the
-provider's response, and the transport redacts the API key from anything it puts in an error.
+No error shown to the user carries a credential: messages and body excerpts are built by the
+parsers from the provider's response as it came, and the shell redacts every error before it
+leaves (``llmbackend.redact.redact_error``, with the transport's secrets).
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ __all__ = [
     "LLMError",
     "MissingCredentialsError",
     "MissingDependencyError",
+    "NoTextError",
     "OutputError",
     "ProviderError",
     "RefusalError",
     "RequestTimeoutError",
     "ResponseParseError",
     "SchemaValidationError",
+    "ToolCallError",
     "TransportError",
     "TruncationError",
     "UnsupportedError",
@@ -243,6 +246,26 @@ class BlockedError(OutputError):
     (for OpenAI ``content_filter``); ``text`` holds any partial answer."""
 
     reason: str = ""
+
+
+@frozen(kw_only=True, auto_exc=False, slots=False)
+class NoTextError(OutputError):
+    """The provider says the answer is finished, but it holds no text: no text item, block or
+    part at all (an empty text part is an empty answer, not this error). ``kinds`` names what came
+    back instead (OpenAI output item types, Anthropic content block types, Gemini part kinds;
+    empty when nothing came back); ``body`` is an excerpt of the answer."""
+
+    kinds: tuple[str, ...] = ()
+    body: str | None = field(default=None, repr=False)
+
+
+@frozen(kw_only=True, auto_exc=False, slots=False)
+class ToolCallError(NoTextError, UnsupportedError):
+    """The model answered with tool (function) calls instead of text; llmbackend returns text.
+    ``calls`` names the calls. Read from the answer, so an ``OutputError`` (the command line exits
+    3); also an ``UnsupportedError`` (``parameter`` is ``"tools"``), as it always was."""
+
+    calls: tuple[str, ...] = ()
 
 
 @frozen(kw_only=True, auto_exc=False, slots=False)

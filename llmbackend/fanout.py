@@ -28,8 +28,7 @@ from collections.abc import (
 from itertools import islice
 from typing import TYPE_CHECKING, TypeVar
 
-from llmbackend.checks import check_prompt
-from llmbackend.errors import ConfigurationError
+from llmbackend.checks import check_iterable_inputs, check_prompt
 from llmbackend.progress import progress_callback
 
 if TYPE_CHECKING:
@@ -229,16 +228,13 @@ def input_length(inputs: object) -> int | None:
 def checked_prompts(inputs: object) -> Iterator[str]:
     """The prompts of a fan-out, read lazily; each is checked to be a string as it is read
     (``ConfigurationError`` naming its index). A non-iterable raises at once."""
-    if isinstance(inputs, str | bytes) or not isinstance(inputs, Iterable):
-        raise ConfigurationError(
-            message=f"inputs must be an iterable of prompts (strings), got "
-            f"{type(inputs).__name__}", key="inputs")
+    source = check_iterable_inputs(inputs, "an iterable")
 
     def read(source: Iterable[object]) -> Iterator[str]:
         for index, prompt in enumerate(source):
             yield check_prompt(prompt, index)
 
-    return read(inputs)
+    return read(source)
 
 
 def achecked_prompts(inputs: object) -> AsyncIterator[str] | Iterator[str]:

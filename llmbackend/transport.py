@@ -5,8 +5,15 @@ Strategy: this is the only module that touches the network (over httpx2, the HTT
 vendors' own SDKs use), the clock and the sleep. It returns every HTTP response, error statuses
 included, as a ``WireResponse``: reading a provider's error body is the provider parser's job.
 It fails only when no response arrived (timeout, connection error). It is also the one place that
-holds credentials: they go into headers here and are scrubbed from anything it reports or logs.
+holds credentials: they go into headers here, and it redacts them (``redact``) from what is shown:
+its own messages, the errors the shell hands to the user (``redact_error``), and the log records
+of the HTTP libraries (a ``logging.Filter`` on httpx2's and httpcore2's loggers). Bodies are never
+altered: a response reaches the parser byte for byte as it came.
 httpx2 is imported when the first request is sent, not at ``import llmbackend``.
+
+An async pool belongs to one event loop: each loop gets its own, closed when the loop shuts
+down (``asyncio.run`` and every runner that finalizes async generators), so a loop of
+``asyncio.run`` calls keeps no sockets open.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any
+import weakref
+from collections.abc import AsyncGenerator, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from attrs import evolve
 from returns.result import Failure, Result, Success
@@ -30,20 +38,28 @@ from llmbackend.errors import (
     UnsupportedError,
 )
 from llmbackend.logs import log
+from llmbackend.redact import redact, redact_error, redact_result
 from llmbackend.retrying import RetryPolicy, parse_retry_after, retry_delay
 from llmbackend.settings import DEFAULT_TIMEOUT
 from llmbackend.types import Secret, StreamBody, WireRequest, WireResponse
 
 if TYPE_CHECKING:
+    import asyncio
+    import logging
+
     import httpx2
+
+T = TypeVar("T")
+E = TypeVar("E", bound=LLMError)
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "GUARDED_LOGGERS",
     "MAX_CONNECTIONS",
     "USER_AGENT",
     "HTTPTransport",
     "encode_body",
-    "redact",
+    "guard_logs",
 ]
 
 
@@ -66,15 +82,6 @@ def _check(deadline: float) -> None:
         raise _OverdueError
 
 
-def redact(text: str, secrets: tuple[Secret, ...]) -> str:
-    """Pure: ``text`` with every secret's value replaced by ``********``."""
-    for secret in secrets:
-        value = secret.reveal()
-        if value:
-            text = text.replace(value, "********")
-    return text
-
-
 def encode_body(request: WireRequest) -> bytes | StreamBody | None:
     """Pure: what to send: ``content`` as given, or ``json`` as compact UTF-8 JSON.
 
@@ -91,15 +98,96 @@ def encode_body(request: WireRequest) -> bytes | StreamBody | None:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+class _LoopPool:
+    """One event loop's async pool, and the async generator that closes it when the loop
+    shuts down (``loop.shutdown_asyncgens()``, which ``asyncio.run`` awaits before closing)."""
+
+    def __init__(self, client: httpx2.AsyncClient) -> None:
+        self.client = client
+        self.dead = False  # the loop closed without shutting down its async generators
+        self.finished = False  # the closer ran
+        self.closer = self._close_at_shutdown()
+
+    async def _close_at_shutdown(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            self.finished = True
+            if not self.dead:
+                await self.client.aclose()
+
+    def forget(self) -> None:
+        """Finish the closer without the loop (which is closed): nothing is left pending."""
+        self.dead = True
+        closing = self.closer.aclose()
+        try:
+            closing.send(None)
+        except StopIteration:
+            pass
+        except RuntimeError:  # pragma: no cover - already finished
+            pass
+
+
 class _Pool:
     """The mutable part of a transport, shared with its per-call views (``with_options``): the
-    connection pools and the 429 back-off."""
+    connection pools, the secrets to redact and the 429 back-off."""
 
-    def __init__(self) -> None:
+    def __init__(self, secrets: tuple[str, ...]) -> None:
         self.client: httpx2.Client | None = None
-        self.async_client: tuple[object, httpx2.AsyncClient] | None = None
+        # One async pool per event loop (weakly: a loop that is gone takes its pool along).
+        self.async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = (
+            weakref.WeakKeyDictionary())
         self.lock = threading.Lock()
         self.pause_until = 0.0  # monotonic time before which no request is sent (a 429)
+        self.secrets = secrets
+
+
+#: The pools of every live transport: the log filter redacts their secrets.
+_LIVE: weakref.WeakSet[_Pool] = weakref.WeakSet()
+_LOG_GUARD_LOCK = threading.Lock()
+#: The HTTP libraries' loggers. httpcore2 logs each response's headers verbatim at DEBUG.
+GUARDED_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "llmbackend")
+
+
+def _live_secrets() -> tuple[str, ...]:
+    # Sorted: the same secrets make the same key of ``redact``'s compiled-pattern cache.
+    return tuple(sorted({value for pool in list(_LIVE) for value in pool.secrets}))
+
+
+class _RedactingFilter:
+    """A ``logging`` filter that redacts every live transport's secrets from a record's
+    message (a record is rewritten, never dropped)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = _live_secrets()
+        if not secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format is the logging module's to report
+            return True
+        shown = redact(message, secrets)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return True
+
+
+_FILTER = _RedactingFilter()
+
+
+def guard_logs() -> None:
+    """Effectful: put the redacting filter on the HTTP libraries' loggers and on every child
+    logger they have made (a logger's filters do not apply to its children's records)."""
+    import logging
+
+    with _LOG_GUARD_LOCK:
+        names = [name for name in list(logging.root.manager.loggerDict)
+                 if any(name == root or name.startswith(root + ".")
+                        for root in GUARDED_LOGGERS)]
+        for name in {*GUARDED_LOGGERS, *names}:
+            logger = logging.getLogger(name)
+            if _FILTER not in logger.filters:
+                logger.addFilter(_FILTER)
 
 
 class HTTPTransport:
@@ -122,15 +210,24 @@ class HTTPTransport:
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self._auth_headers = dict(auth_headers)
-        # What to scrub from anything reported: the raw keys (which also covers header values
+        # What to redact from anything shown: the raw keys (which also covers header values
         # built on them, such as "Bearer <key>"), else the header values themselves.
         self._secrets = secrets or tuple(self._auth_headers.values())
-        self._secret_bytes = tuple(s.reveal().encode() for s in self._secrets if s.reveal())
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
-        self._pool = _Pool()
+        self._pool = _Pool(tuple(s.reveal() for s in self._secrets if s.reveal()))
+        _LIVE.add(self._pool)
 
     def __repr__(self) -> str:
         return f"HTTPTransport(provider={self.provider!r}, base_url={self.base_url!r})"
+
+    def redact_error(self, error: E) -> E:
+        """``error`` with this transport's secrets redacted from every text it carries: what the
+        shell does to each error before the user sees it."""
+        return redact_error(error, self._pool.secrets)
+
+    def redact_result(self, result: Result[T, LLMError]) -> Result[T, LLMError]:
+        """``result`` with its error (if any) redacted, as ``redact_error``."""
+        return redact_result(result, self._pool.secrets)
 
     def with_options(self, *, timeout: float | None = None, max_retries: int | None = None
                      ) -> HTTPTransport:
@@ -164,6 +261,7 @@ class HTTPTransport:
     def _limits(self) -> dict[str, Any]:
         import httpx2
 
+        guard_logs()
         return {
             "headers": self._headers,
             "limits": httpx2.Limits(max_connections=MAX_CONNECTIONS,
@@ -176,18 +274,32 @@ class HTTPTransport:
 
         return httpx2.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT))
 
-    def _async_http(self) -> httpx2.AsyncClient:
-        # An async pool belongs to the event loop it was opened in: another loop (a later
-        # asyncio.run) gets its own.
+    async def _async_http(self) -> httpx2.AsyncClient:
+        # An async pool belongs to the event loop it was opened in: each loop gets its own,
+        # closed when that loop shuts down (the closer is an async generator the loop
+        # finalizes). Pools of loops that closed without that are dropped here.
         import asyncio
 
         import httpx2
 
         loop = asyncio.get_running_loop()
         pool = self._pool
-        if pool.async_client is None or pool.async_client[0] is not loop:
-            pool.async_client = (loop, httpx2.AsyncClient(**self._limits()))
-        return pool.async_client[1]
+        with pool.lock:
+            entry = pool.async_clients.get(loop)
+            if entry is not None and entry.finished:
+                entry = None  # closed at a shutdown the loop has since come back from
+            dead = [other for other in list(pool.async_clients) if other.is_closed()]
+            forgotten = [pool.async_clients.pop(other) for other in dead]
+            if entry is None:
+                entry = pool.async_clients[loop] = _LoopPool(httpx2.AsyncClient(**self._limits()))
+                started = False
+            else:
+                started = True
+        for old in forgotten:
+            old.forget()
+        if not started:
+            await anext(entry.closer)  # runs to its yield: the loop now finalizes it at shutdown
+        return entry.client
 
     def close(self) -> None:
         """Close the pooled connections. The transport reopens them if used again."""
@@ -197,11 +309,16 @@ class HTTPTransport:
             client.close()
 
     async def aclose(self) -> None:
-        """Close the async pool (and the sync one)."""
+        """Close the running loop's async pool (and the sync one)."""
+        import asyncio
+
         self.close()
-        pool, self._pool.async_client = self._pool.async_client, None
-        if pool is not None:
-            await pool[1].aclose()
+        with self._pool.lock:
+            entry = self._pool.async_clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            entry.dead = True
+            await entry.client.aclose()
+            await entry.closer.aclose()
 
     async def asend(self, request: WireRequest) -> Result[WireResponse, LLMError]:
         """Effectful, async: ``send`` on the running event loop, with the same retry policy
@@ -224,7 +341,7 @@ class HTTPTransport:
                    **{name: secret.reveal() for name, secret in self._auth_headers.items()}}
         if request.json is not None and request.content is None:
             headers["Content-Type"] = "application/json"
-        http = self._async_http()
+        http = await self._async_http()
         attempt = 0
         while True:
             attempt += 1
@@ -307,7 +424,7 @@ class HTTPTransport:
         return WireResponse(
             status=reply.status_code,
             headers={name.lower(): value for name, value in reply.headers.items()},
-            body=self._scrub_bytes(body),
+            body=body,  # never altered: the parser reads what came
             attempts=attempt,
         )
 
@@ -332,7 +449,6 @@ class HTTPTransport:
                     for chunk in streamed.iter_bytes():
                         sink.write(chunk)
                         _check(deadline)
-                    self._scrub_sink(sink, start)
                     return self._response(streamed, b"", attempt)
                 buffer = bytearray()
                 for chunk in streamed.iter_bytes():
@@ -415,38 +531,5 @@ class HTTPTransport:
         """Seconds left of a shared back-off (0 when there is none)."""
         return self._pool.pause_until - time.monotonic()
 
-    def _scrub_sink(self, sink: IO[bytes], start: int) -> None:
-        """Cut the keys out of a downloaded body (a batch result file can quote one, like any
-        response). Read back in overlapping chunks; rewritten only in the rare case one is
-        found, so a large file costs one extra read."""
-        if not self._secret_bytes:
-            return
-        overlap = max(len(value) for value in self._secret_bytes) - 1
-        sink.seek(start)
-        tail = b""
-        found = False
-        while chunk := sink.read(1 << 20):
-            window = tail + chunk
-            if any(value in window for value in self._secret_bytes):
-                found = True
-                break
-            tail = window[-overlap:] if overlap else b""
-        if found:
-            sink.seek(start)
-            body = self._scrub_bytes(sink.read())
-            sink.seek(start)
-            sink.truncate()
-            sink.write(body)
-        sink.seek(0, 2)
-
     def _scrub(self, text: str) -> str:
-        return redact(text, self._secrets)
-
-    def _scrub_bytes(self, body: bytes) -> bytes:
-        # Some APIs quote the key they were sent in an error body; that body then feeds error
-        # messages and logs, so the key is cut out here, where it is known.
-        for value in self._secret_bytes:
-            if value in body:
-                body = body.replace(value, b"********")
-        return body
-
+        return redact(text, self._pool.secrets)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 from attrs import define, field
@@ -499,8 +499,12 @@ def _request_id() -> str:
 
 
 def _json(status: int, value: Any, headers: Mapping[str, str] | None = None) -> Scripted:
-    return Scripted(status, json.dumps(value, ensure_ascii=False).encode(),
-                    {"request-id": _request_id(), **(headers or {})})
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        body = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (a hostile batch id): JSON escapes it
+        body = json.dumps(value).encode()
+    return Scripted(status, body, {"request-id": _request_id(), **(headers or {})})
 
 
 def _error(status: int, error_type: str, message: str) -> Scripted:
@@ -536,6 +540,8 @@ class AnthropicEmulator:
     # Message Batches: set batch_plan before creating a batch; batches by id, in creation order.
     batch_plan: MessageBatchPlan = field(factory=MessageBatchPlan)
     batches: dict[str, EmulatedMessageBatch] = field(factory=dict)
+    # The ids the next batches get, in order (then random ``msgbatch_...`` ones).
+    batch_ids: deque[str] = field(factory=deque)
     max_requests: int = MAX_BATCH_REQUESTS
     max_bytes: int = MAX_BATCH_BYTES
     # True: a batch with invalid params is refused at create (400 naming requests.N.params...).
@@ -677,7 +683,7 @@ class AnthropicEmulator:
         if not recorded.headers.get("anthropic-version"):
             return _invalid("anthropic-version: header is required")
         url = urlsplit(recorded.path)
-        parts = url.path.strip("/").split("/")
+        parts = [unquote(part) for part in url.path.strip("/").split("/")]
         match recorded.method, parts:
             case "POST", ["v1", "messages"]:
                 return self._create_message(recorded)
@@ -814,7 +820,8 @@ class AnthropicEmulator:
                     return _invalid(message)
             requests.append({"custom_id": custom_id, "params": item["params"]})
         now = self.clock()
-        batch = EmulatedMessageBatch("msgbatch_" + _hex(24), attrs.evolve(self.batch_plan), {
+        batch_id = self.batch_ids.popleft() if self.batch_ids else "msgbatch_" + _hex(24)
+        batch = EmulatedMessageBatch(batch_id, attrs.evolve(self.batch_plan), {
             "id": "", "type": "message_batch", "processing_status": "in_progress",
             "request_counts": {"processing": len(requests), "succeeded": 0, "errored": 0,
                                "canceled": 0, "expired": 0},

@@ -132,6 +132,14 @@ def error_body(message: str, error_type: str, code: str | None, param: str | Non
 # --- Files and Batch API --------------------------------------------------------------------------
 
 BATCH_ENDPOINTS = ("/v1/responses",)
+#: Batch ids a server may give (the spec's id is any string), by what llmbackend does with them:
+#: the usable ones work at every later step, the others are refused where they come in (and
+#: where they go out). "/" and "+" are one id's characters on OpenAI and Anthropic (percent-
+#: encoded into the path), but "+" joins a split job's parts there, and Gemini's ids are one
+#: segment of a name (no "/" or ":").
+USABLE_BATCH_IDS = ("batch 1", "../../x", "a/b", "x" * 5000)
+UNUSABLE_BATCH_IDS = ("batch\n1", "", ".", "..", "a+b", "\x1b[31mred\x1b[0m", "\ud800",
+                      "y" * 8193, "tab\there", "\u202eevil")
 BATCH_COMPLETION_WINDOWS = ("24h",)
 BATCH_WINDOW_SECONDS = 24 * 3600
 FILE_TTL_SECONDS = 30 * 24 * 3600  # files with purpose batch expire after 30 days
@@ -353,6 +361,9 @@ class OpenAIEmulator:
     batch_max_requests: int = 50_000
     batch_max_bytes: int = 200 * 1024 * 1024
     clock: Callable[[], float] = time.time
+    # The ids the next batches get, in order (then random ``batch_...`` ones): a server whose
+    # ids are any string, as the spec allows.
+    batch_ids: deque[str] = field(factory=deque)
 
     @property
     def base_url(self) -> str:
@@ -464,7 +475,7 @@ class OpenAIEmulator:
                     "We could not parse the JSON body of your request.",
                     "invalid_request_error", None))
             return Scripted(200, json.dumps(default_answer(request)).encode())
-        parts = url.path.strip("/").split("/")
+        parts = [unquote(part) for part in url.path.strip("/").split("/")]
         if parts[0] == "v1" and parts[1:2] in (["files"], ["batches"]):
             with self._lock:
                 routed = self._files_and_batches(recorded, parts[1:], parse_qs(url.query))
@@ -609,7 +620,8 @@ class OpenAIEmulator:
             return _invalid(f"The file {file.id} has purpose '{file.purpose}'; a batch input "
                             "file must have purpose 'batch'.", "input_file_id", None)
         now = self._now()
-        batch = EmulatedBatch("batch_" + _hex(32), attrs.evolve(self.batch_plan), {
+        batch_id = self.batch_ids.popleft() if self.batch_ids else "batch_" + _hex(32)
+        batch = EmulatedBatch(batch_id, attrs.evolve(self.batch_plan), {
             "id": "", "object": "batch", "endpoint": endpoint, "model": None, "errors": None,
             "input_file_id": file.id, "completion_window": window, "status": "validating",
             "output_file_id": None, "error_file_id": None, "created_at": now,

@@ -159,8 +159,12 @@ _JSON_TYPE = "application/json; charset=UTF-8"
 
 
 def _json(status: int, value: Any, headers: Mapping[str, str] | None = None) -> Scripted:
-    return Scripted(status, json.dumps(value, ensure_ascii=False).encode(),
-                    {"Content-Type": _JSON_TYPE, **(headers or {})})
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        body = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (a hostile batch id): JSON escapes it
+        body = json.dumps(value).encode()
+    return Scripted(status, body, {"Content-Type": _JSON_TYPE, **(headers or {})})
 
 
 def _error(code: int, status: str, message: str, reason: str | None = None, *,
@@ -845,6 +849,8 @@ class GeminiEmulator:
     # Batches: set batch_plan before creating a batch; batches and files by id, in order.
     batch_plan: GeminiBatchPlan = field(factory=GeminiBatchPlan)
     batches: dict[str, EmulatedGeminiBatch] = field(factory=dict)
+    # The ids the next batches get, in order (then random ones); a batch's name is batches/<id>.
+    batch_ids: deque[str] = field(factory=deque)
     files: dict[str, StoredGeminiFile] = field(factory=dict)
     uploads: dict[str, UploadSession] = field(factory=dict)
     max_inline_bytes: int = MAX_INLINE_BYTES
@@ -1148,7 +1154,8 @@ class GeminiEmulator:
                     return _no_file(file_id)
                 items, failure = self._file_items(file)
             now = self.clock()
-            batch_id = _random_id(_LOWER_ALNUM, 36)
+            batch_id = (self.batch_ids.popleft() if self.batch_ids
+                        else _random_id(_LOWER_ALNUM, 36))
             emulated = EmulatedGeminiBatch(
                 batch_id, attrs.evolve(self.batch_plan), model, items,
                 display_name=display_name,

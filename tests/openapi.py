@@ -37,3 +37,22 @@ def validator(component: str, *, closed: bool = True) -> Draft202012Validator:
 def problems(component: str, instance: Any) -> list[str]:
     return [f"{error.json_path}: {error.message}"
             for error in validator(component).iter_errors(instance)]
+
+
+def union_types(component: str) -> list[str]:
+    """The ``type`` discriminator value of every member of the ``oneOf`` union ``component``
+    (e.g. ``OutputItem``: every kind of item a response's ``output`` may hold)."""
+    schemas = _registry().contents(SPEC_URI)["components"]["schemas"]
+
+    def kind_of(schema: dict[str, Any]) -> str | None:
+        if "$ref" in schema:
+            return kind_of(schemas[schema["$ref"].rsplit("/", 1)[-1]])
+        kind = schema.get("properties", {}).get("type")
+        if isinstance(kind, dict) and ("enum" in kind or "default" in kind):
+            return str(kind["enum"][0] if "enum" in kind else kind["default"])
+        return next((found for part in schema.get("allOf", [])
+                     if (found := kind_of(part)) is not None), None)
+
+    kinds = [kind_of(member) for member in schemas[component]["oneOf"]]
+    assert all(kinds), kinds
+    return [kind for kind in kinds if kind is not None]

@@ -14,9 +14,11 @@ from returns.result import Failure, Success
 
 from llmbackend.errors import (
     HTTPStatusError,
+    NoTextError,
     ProviderError,
     RefusalError,
     ResponseParseError,
+    ToolCallError,
     TruncationError,
     UnsupportedError,
 )
@@ -89,7 +91,7 @@ def test_config_maps_to_the_messages_fields(
     if stop is not None:
         extra["stop"] = stop
     body = build(GenerationConfig(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                                  extra=extra), prompt=prompt).json
+                                  extra=extra), prompt=prompt, server="compatible").json
     assert body["messages"] == [{"role": "user", "content": prompt}]
     assert body["max_tokens"] == (max_tokens if max_tokens is not None else 4096)
     assert body.get("temperature") == temperature
@@ -113,7 +115,7 @@ def test_other_extra_keys_pass_through_and_collisions_are_refused() -> None:
 @pytest.mark.parametrize(("config", "parameter", "words"), [
     (GenerationConfig(seed=1), "seed", "no 'seed' parameter"),
     (GenerationConfig(extra={"seed": 1}), "seed", "drop_unsupported_params=True"),
-    (GenerationConfig(temperature=1.5), "temperature", "from 0 to 1, got 1.5"),
+    (GenerationConfig(temperature=0.5), "temperature", "no longer takes 'temperature'"),
     (GenerationConfig(extra={"stop": [1]}), "stop", "string or a list of strings"),
     (GenerationConfig(extra={"system": 3}), "system", "must be a string"),
     (GenerationConfig(extra={"stream": True}), "stream", "synchronous"),
@@ -130,6 +132,36 @@ def test_seed_is_dropped_with_a_warning_only_when_asked() -> None:
     wire = build(GenerationConfig(seed=3, extra={"seed": 3}), drop=True)
     assert "seed" not in wire.json
     assert wire.warnings and "dropped" in wire.warnings[0]
+
+
+def test_the_sdk_lists_none_of_the_sampling_parameters() -> None:
+    """The source of the rule below: the ``anthropic`` SDK's ``messages.create`` parameters."""
+    from anthropic.types.message_create_params import MessageCreateParamsBase
+
+    assert set(MessageCreateParamsBase.__annotations__).isdisjoint(anthropic.SAMPLING_PARAMETERS)
+
+
+@pytest.mark.parametrize(("config", "parameter", "value"), [
+    (GenerationConfig(temperature=0.0), "temperature", 0.0),
+    (GenerationConfig(top_p=0.9), "top_p", 0.9),
+    (GenerationConfig(extra={"top_k": 5}), "top_k", 5),
+    (GenerationConfig(extra={"temperature": 0.3}), "temperature", 0.3),
+])
+def test_sampling_parameters_are_treated_as_seed_on_anthropics_own_api(
+    config: GenerationConfig, parameter: str, value: object
+) -> None:
+    error = failure_of(config)  # before sending, never a 400 from the API
+    assert error.parameter == parameter
+    assert repr(parameter) in str(error) and "server='compatible'" in str(error)
+    dropped = build(config, drop=True)
+    assert parameter not in dropped.json
+    assert dropped.warnings and "dropped" in dropped.warnings[0]
+    assert build(config, server="compatible").json[parameter] == value
+
+
+def test_a_compatible_server_still_gets_the_temperature_range_checked() -> None:
+    error = failure_of(GenerationConfig(temperature=1.5), server="compatible")
+    assert (error.parameter, "from 0 to 1, got 1.5" in str(error)) == ("temperature", True)
 
 
 # --- structured outputs ---------------------------------------------------------------------------
@@ -366,6 +398,67 @@ def test_text_blocks_are_joined_and_everything_else_skipped(texts: list[str], re
     for text in texts:
         blocks += [{"type": "thinking", "thinking": "hmm", "signature": "s"},
                    {"type": "text", "text": text}]
+    if not texts:  # no text block at all: an error, not Success('') (issue 14)
+        failed = anthropic.parse_message(REQUEST, response(_message(blocks, reason))).failure()
+        assert isinstance(failed, NoTextError)
+        return
     generation = anthropic.parse_message(REQUEST, response(_message(blocks, reason))).unwrap()
     assert generation.text == "".join(texts)
     assert generation.finish_reason == "stop"
+
+
+# --- answers without text (issue 14) --------------------------------------------------------------
+
+
+def _sdk_block_types() -> list[str]:
+    """Every content block type of the SDK's ``ContentBlock`` union."""
+    import typing
+
+    from anthropic.types import ContentBlock
+
+    union = typing.get_args(ContentBlock)
+    members = typing.get_args(union[0]) if typing.get_origin(ContentBlock) is typing.Annotated \
+        else union
+    return [typing.get_args(member.model_fields["type"].annotation)[0] for member in members]
+
+
+BLOCK_TYPES = _sdk_block_types()
+
+
+def test_the_block_union_is_read() -> None:
+    assert {"text", "tool_use", "server_tool_use", "thinking"} <= set(BLOCK_TYPES)
+
+
+@pytest.mark.parametrize("kind", [k for k in BLOCK_TYPES if k != "text"])
+def test_an_answer_of_blocks_without_text_is_an_error_naming_them(kind: str) -> None:
+    block: dict[str, Any] = {"type": kind, "id": "toolu_1", "name": "lookup", "input": {}}
+    error = anthropic.parse_message(REQUEST, response(_message([block], "end_turn"))).failure()
+    assert isinstance(error, NoTextError)
+    assert error.kinds == (kind,)
+    assert error.provider == "anthropic"
+    if kind == "tool_use":  # a call the caller must run: also an UnsupportedError, as before
+        assert isinstance(error, ToolCallError) and isinstance(error, UnsupportedError)
+        assert (error.calls, error.parameter) == (("lookup",), "tools")
+        assert "lookup" in error.message
+    else:
+        assert not isinstance(error, UnsupportedError)
+        assert kind in error.message
+
+
+def test_an_empty_content_is_an_error_and_an_empty_text_block_an_empty_answer() -> None:
+    empty = anthropic.parse_message(REQUEST, response(_message([], "end_turn"))).failure()
+    assert isinstance(empty, NoTextError) and empty.kinds == ()
+    assert "empty 'content' list" in empty.message
+    text = anthropic.parse_message(REQUEST, response(_message(
+        [{"type": "text", "text": ""}], "end_turn"))).unwrap()
+    assert text.text == ""
+
+
+def test_a_missing_batch_route_names_it_and_the_immediate_mode() -> None:
+    from llmbackend.providers import anthropic_batch
+
+    error = anthropic_batch.parse_batch_object(WireResponse(
+        status=404, body=b'{"detail":"Not Found"}')).failure()
+    assert isinstance(error, HTTPStatusError)
+    assert "POST /v1/messages/batches" in error.message
+    assert "batch_options={'mode': 'immediate'}" in error.message

@@ -11,13 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from returns.result import Failure, Success
 
+import llmbackend
 from llmbackend.batching import BatchCounts, natural_key
 from llmbackend.errors import ConfigurationError, ProviderError, ResponseParseError
 from llmbackend.providers import anthropic
 from llmbackend.providers import anthropic_batch as wire
 from llmbackend.types import GenerationConfig, GenerationRequest, StructuredOutput, WireResponse
 from tests import strategies
+from tests.anthropic_emulator import AnthropicEmulator, MessageBatchPlan
 from tests.conftest import fixture_names, load_fixture
+from tests.emulator import UNUSABLE_BATCH_IDS, USABLE_BATCH_IDS
 
 REQUEST = GenerationRequest(model="claude-sonnet-4-5", input="")
 custom_ids = st.from_regex(r"[a-zA-Z0-9_-]{1,64}", fullmatch=True)
@@ -65,8 +68,10 @@ def test_bad_options_fail_naming_the_option(options: dict[str, Any], key: str, w
 def test_the_create_body_carries_exactly_the_sync_params(
     config: GenerationConfig, schema: dict[str, Any] | None, items: list[tuple[str, str]]
 ) -> None:
+    # A compatible server: the sampling parameters of the generated configs are sent there.
     request = GenerationRequest(model="claude-sonnet-4-5", input="", config=config,
-                                schema=StructuredOutput(schema=schema) if schema else None)
+                                schema=StructuredOutput(schema=schema) if schema else None,
+                                options={"server": "compatible"})
     encoder = wire.build_request_encoder(request).unwrap()
     joined = wire.SEPARATOR.join(encoder.items([c for c, _ in items], [p for _, p in items]))
     create = wire.build_create_batch(lambda: iter([joined]), len(joined))
@@ -79,7 +84,8 @@ def test_the_create_body_carries_exactly_the_sync_params(
     assert len(raw) == body.length
     expected = [{"custom_id": cid, "params": anthropic.build_messages_request(
         GenerationRequest(model=request.model, input=prompt, config=config,
-                          schema=request.schema)).unwrap().json} for cid, prompt in items]
+                          schema=request.schema, options=request.options)).unwrap().json}
+        for cid, prompt in items]
     assert json.loads(raw) == {"requests": expected}
 
 
@@ -94,8 +100,70 @@ def test_paths_and_ids() -> None:
     assert wire.build_cancel_batch("msgbatch_1").path == "/v1/messages/batches/msgbatch_1/cancel"
     assert wire.build_results("msgbatch_1").path == "/v1/messages/batches/msgbatch_1/results"
     assert wire.split_batch_id("msgbatch_a+msgbatch_b") == ("msgbatch_a", "msgbatch_b")
-    with pytest.raises(ConfigurationError, match="not an Anthropic batch id"):
-        wire.split_batch_id("https://evil.example/x")
+    # Any printable string is an id, percent-encoded into one path segment of the client's own
+    # base URL: it can name no other host or route.
+    assert wire.split_batch_id("https://evil.example/x") == ("https://evil.example/x",)
+    for build, tail in ((wire.build_retrieve_batch, ""), (wire.build_cancel_batch, "/cancel"),
+                        (wire.build_results, "/results")):
+        assert build("https://evil.example/../x").path == (
+            f"/v1/messages/batches/https%3A%2F%2Fevil.example%2F..%2Fx{tail}")
+    for bad in ("..", "a\nb", "msgbatch_a++msgbatch_b", ""):
+        with pytest.raises(ConfigurationError, match=r"Anthropic batch id|non-empty"):
+            wire.split_batch_id(bad)
+
+
+def batch_object(batch_id: str) -> WireResponse:
+    return WireResponse(status=200, body=json.dumps({
+        "id": batch_id, "type": "message_batch", "processing_status": "in_progress"}).encode())
+
+
+@pytest.mark.parametrize("batch_id", USABLE_BATCH_IDS)
+def test_an_id_taken_from_the_server_is_taken_back_from_the_user(batch_id: str) -> None:
+    assert wire.parse_batch_object(batch_object(batch_id)).unwrap().id == batch_id
+    assert wire.split_batch_id(batch_id) == (batch_id,) == (wire.check_part_id(batch_id),)
+
+
+@pytest.mark.parametrize("batch_id", UNUSABLE_BATCH_IDS)
+def test_an_id_llmbackend_cannot_use_is_refused_at_both_ends(batch_id: str) -> None:
+    refused = wire.parse_batch_object(batch_object(batch_id))
+    assert isinstance(refused, Failure) and isinstance(refused.failure(), ProviderError)
+    assert str(refused.failure()).isprintable() and repr(batch_id)[:40] in str(refused.failure())
+    with pytest.raises(ConfigurationError):
+        wire.check_part_id(batch_id)
+
+
+# --- end to end, against the emulator -------------------------------------------------------------
+
+
+@pytest.fixture
+def claude(anthropic_env: AnthropicEmulator) -> llmbackend.Client:
+    anthropic_env.batch_plan = MessageBatchPlan(finish_after=1)
+    return llmbackend.client("anthropic", "claude-sonnet-4-5", max_retries=1)
+
+
+@pytest.mark.parametrize("batch_id", USABLE_BATCH_IDS)
+def test_any_id_the_server_gives_works_verbatim_at_every_later_step(
+        claude: llmbackend.Client, anthropic_env: AnthropicEmulator, batch_id: str) -> None:
+    anthropic_env.batch_ids.append(batch_id)
+    prompts = ["one", "two"]
+    batch = claude.submit_batch(prompts, batch_options={"mode": "native"})
+    assert batch.id == batch_id
+    restored = llmbackend.restore_batch(json.loads(json.dumps(batch.to_dict())))
+    assert restored.id == batch_id and restored.results() == ["Echo: one", "Echo: two"]
+    attached = claude.get_batch(batch_id)
+    assert attached.id == batch_id and attached.wait(poll_interval=0.01) == "ended"
+    assert sorted(attached.results()) == ["Echo: one", "Echo: two"]
+    assert attached.cancel() == "ended"
+
+
+@pytest.mark.parametrize("batch_id", UNUSABLE_BATCH_IDS)
+def test_an_id_llmbackend_cannot_use_is_refused_at_submit(
+        claude: llmbackend.Client, anthropic_env: AnthropicEmulator, batch_id: str) -> None:
+    anthropic_env.batch_ids.append(batch_id)
+    with pytest.raises(ProviderError) as raised:
+        claude.submit_batch(["one"], batch_options={"mode": "native"})
+    assert raised.value.error_type == "invalid_batch_id" and str(raised.value).isprintable()
+    assert list(anthropic_env.batches) == [batch_id]
 
 
 # --- batch objects --------------------------------------------------------------------------------

@@ -47,9 +47,11 @@ def sent(emulator: AnthropicEmulator, path: str = "/v1/messages") -> list[dict[s
 
 
 def test_a_call_sends_the_key_the_version_and_the_mapped_config(
-    claude: llmbackend.Client, anthropic_env: AnthropicEmulator
+    anthropic_env: AnthropicEmulator
 ) -> None:
-    answer = claude.get_response("Hello there", config={
+    # temperature reaches a compatible server only (Anthropic's own API no longer takes it).
+    compatible = llmbackend.client("anthropic", "claude-sonnet-4-5", server="compatible")
+    answer = compatible.get_response("Hello there", config={
         "temperature": 0.2, "max_tokens": 50,
         "extra": {"system": "Be brief.", "stop": "\n\n", "metadata": {"user_id": "u1"}}})
     assert answer == "Echo: Hello there"
@@ -98,8 +100,11 @@ def test_refusal_truncation_and_errors_are_typed(
     with pytest.raises(HTTPStatusError) as missing:
         llmbackend.client("anthropic", "missing-model").get_response("hi")
     assert (missing.value.status, missing.value.error_type) == (404, "not_found_error")
+    with pytest.raises(UnsupportedError, match="no longer takes 'temperature'"):
+        claude.get_response("hot", config={"temperature": 0.5})
+    compatible = llmbackend.client("anthropic", "claude-sonnet-4-5", server="compatible")
     with pytest.raises(UnsupportedError, match="from 0 to 1"):
-        claude.get_response("hot", config={"temperature": 1.5})
+        compatible.get_response("hot", config={"temperature": 1.5})
 
 
 def test_overloaded_is_retried(claude: llmbackend.Client, anthropic_env: AnthropicEmulator

@@ -441,7 +441,7 @@ def test_reattaching_fails_as_the_sync_calls_do(
         for attempt in (
             lambda: llmbackend.aget_batch("anthropic", "immediate-0123"),
             lambda: llmbackend.arestore_batch({"provider": "openai", "id": "batch_1"}),
-            lambda: llmbackend.client("openai", "gpt-4o-mini").aget_batch("../files"),
+            lambda: llmbackend.client("openai", "gpt-4o-mini").aget_batch(".."),
             lambda: llmbackend.client("openai", "gpt-4o-mini").aget_batch("batch_nothere"),
         ):
             with pytest.raises(LLMError) as error:

@@ -32,7 +32,15 @@ from llmbackend import (
 )
 from llmbackend.providers import openai_batch
 from tests.conftest import ROOT
-from tests.emulator import API_KEY, BatchPlan, OpenAIEmulator, error_body, response_body
+from tests.emulator import (
+    API_KEY,
+    UNUSABLE_BATCH_IDS,
+    USABLE_BATCH_IDS,
+    BatchPlan,
+    OpenAIEmulator,
+    error_body,
+    response_body,
+)
 
 PROMPTS = [f"Write a title for: article {i}" for i in range(5)]
 
@@ -330,12 +338,72 @@ def test_a_batch_resumes_in_a_new_process(
     assert json.loads(done.stdout) == ["completed", [f"Echo: {p}" for p in PROMPTS]]
 
 
-def test_unknown_batch_ids_fail_clearly(client: llmbackend.Client) -> None:
+def test_unknown_batch_ids_fail_clearly(client: llmbackend.Client,
+                                       openai_env: OpenAIEmulator) -> None:
     with pytest.raises(HTTPStatusError) as raised:
         client.get_batch("batch_doesnotexist")
     assert raised.value.status == 404
-    with pytest.raises(ConfigurationError, match="not an OpenAI batch id"):
+    with pytest.raises(HTTPStatusError) as raised:  # an id, percent-encoded: one path segment
         client.get_batch("../files")
+    assert raised.value.status == 404
+    assert openai_env.requests[-1].path == "/v1/batches/..%2Ffiles"
+    with pytest.raises(ConfigurationError, match="not an OpenAI batch id"):
+        client.get_batch("..")
+
+
+# --- ids: one rule where they come in and where they go out ---------------------------------------
+
+
+@pytest.mark.parametrize("batch_id", USABLE_BATCH_IDS)
+def test_any_id_the_server_gives_works_verbatim_at_every_later_step(
+        client: llmbackend.Client, openai_env: OpenAIEmulator, batch_id: str) -> None:
+    openai_env.batch_ids.append(batch_id)
+    batch = client.submit_batch(PROMPTS)
+    assert batch.id == batch_id
+    echoes = [f"Echo: {p}" for p in PROMPTS]
+    saved = json.loads(json.dumps(batch.to_dict()))
+    assert saved["id"] == saved["parts"][0]["id"] == batch_id
+    restored = llmbackend.restore_batch(saved)
+    assert restored.id == batch_id and restored.status() == "completed"
+    assert restored.results() == echoes
+    attached = client.get_batch(batch_id)  # by id alone: its inputs read back
+    assert attached.id == batch_id and attached.results() == echoes
+    assert attached.cancel() == "completed"
+    assert llmbackend.get_batch("openai", batch_id).to_dict()["id"] == batch_id
+
+
+@pytest.mark.parametrize("batch_id", UNUSABLE_BATCH_IDS)
+def test_an_id_llmbackend_cannot_use_is_refused_at_submit_shown_escaped(
+        client: llmbackend.Client, openai_env: OpenAIEmulator, batch_id: str) -> None:
+    openai_env.batch_ids.append(batch_id)
+    with pytest.raises(ProviderError) as raised:
+        client.submit_batch(PROMPTS)
+    error = raised.value
+    assert error.error_type == "invalid_batch_id" and str(error).isprintable()
+    assert repr(batch_id)[:40] in str(error) and "may run (and be billed)" in str(error)
+    assert list(openai_env.batches) == [batch_id]  # it was made: the error is all that says so
+    if batch_id != "a+b":  # (a handle's id "a+b" is the join of parts "a" and "b")
+        with pytest.raises(ConfigurationError) as refused:
+            client.get_batch(batch_id)
+        assert str(refused.value).isprintable()
+
+
+def test_a_part_whose_id_is_refused_cancels_the_parts_already_started(
+        client: llmbackend.Client, openai_env: OpenAIEmulator) -> None:
+    openai_env.batch_plan = BatchPlan(finish_after=5)
+    openai_env.batch_ids.extend(["batch_first", "batch+second"])
+    with pytest.raises(ProviderError, match="'batch\\+second'") as raised:
+        client.submit_batch(PROMPTS, batch_options={"max_requests_per_batch": 3})
+    assert "the parts already started were cancelled: batch_first" in str(raised.value)
+    assert openai_env.batches["batch_first"].status in {"cancelling", "cancelled"}
+
+
+def test_a_saved_part_id_is_checked_not_cut(client: llmbackend.Client) -> None:
+    batch = client.submit_batch(PROMPTS)
+    saved = batch.to_dict()
+    saved["parts"][0]["id"] = f"{batch.id}+batch_other"
+    with pytest.raises(ConfigurationError, match="not an OpenAI batch id"):
+        llmbackend.restore_batch(saved)
 
 
 # --- bad input fails before anything is sent ------------------------------------------------------

@@ -521,6 +521,87 @@ def test_a_running_batch_exits_5_then_cancel(openai: dict[str, str], emulator: O
         (True, "request-0"), (False, "request-1")]
 
 
+# --- ids from the server, and the state directory -------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_id", ["batch 1", "../../x", "x" * 5000])
+def test_an_odd_id_is_printed_saved_and_taken_back_verbatim_by_every_command(
+        openai: dict[str, str], emulator: OpenAIEmulator, state: Path, tmp_path: Path,
+        batch_id: str) -> None:
+    from llmbackend.cli import handle_file_name
+
+    emulator.batch_plan = BatchPlan(finish_after=2)
+    emulator.batch_ids.append(batch_id)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("one\ntwo\n")
+    submitted = cli(openai, "batch", "submit", "-p", "openai", "-m", "gpt-4o-mini", str(prompts))
+    assert (submitted.returncode, submitted.stdout) == (0, batch_id + "\n")
+    saved = json.loads((state / handle_file_name(batch_id)).read_text())
+    assert saved["id"] == saved["parts"][0]["id"] == batch_id
+    for command in ("status", "wait", "cancel"):
+        done = cli(openai, "batch", command, batch_id)
+        assert done.returncode == 0, done.stderr
+    answers = cli(openai, "batch", "results", batch_id)
+    assert (answers.returncode, [r["answer"] for r in records(answers.stdout)]) == (
+        0, ["Echo: one", "Echo: two"])
+    assert cli(openai, "batch", "list").stdout.startswith(f"{batch_id}\topenai\t")
+    elsewhere = {**openai, "LLMBACKEND_STATE_DIR": str(tmp_path / "elsewhere")}
+    attached = cli(elsewhere, "batch", "status", batch_id, "-p", "openai", "--json")
+    assert attached.returncode == 0 and json.loads(attached.stdout)["id"] == batch_id
+
+
+def test_an_id_that_cannot_be_used_is_refused_at_submit_escaped_and_nothing_is_saved(
+        openai: dict[str, str], emulator: OpenAIEmulator, state: Path, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("one\n")
+    for batch_id in ("batch\n1", "\x1b[2J\x1b[31mred", "\ud800", "..", "a+b", ""):
+        emulator.batch_ids.append(batch_id)
+        submitted = cli(openai, "batch", "submit", "-p", "openai", "-m", "gpt-4o-mini",
+                        str(prompts))
+        assert (submitted.returncode, submitted.stdout) == (3, ""), batch_id
+        one_error_line(submitted, "ProviderError", repr(batch_id), "cancel it there")
+        assert "\x1b" not in submitted.stderr
+        assert list(state.glob("*.json")) == []
+    assert len(emulator.batches) == 6  # each was made: the error is what tells of it
+
+
+def test_an_id_argument_that_is_no_id_exits_2(openai: dict[str, str]) -> None:
+    for argument in ("\udcff", "a\nb", ".."):  # "\udcff": a byte that is not UTF-8
+        unsaved = cli(openai, "batch", "status", argument)
+        assert unsaved.returncode == 2
+        one_error_line(unsaved, "no saved handle")
+        by_id = cli(openai, "batch", "status", argument, "-p", "openai")
+        assert by_id.returncode == 2
+        one_error_line(by_id, "is not an OpenAI batch id")
+
+
+def test_batch_list_shows_every_handle_whatever_else_the_directory_holds(
+        env: dict[str, str], state: Path) -> None:
+    state.mkdir()
+    for batch_id in ("batch_good", ".batch_dot", "evil\x1b[2Jid"):
+        handle = {"format": "llmbackend.batch/1", "provider": "openai", "id": batch_id,
+                  "parts": [{"id": batch_id, "custom_ids": ["a"]}], "model": "gpt-4o-mini"}
+        (state / f"{batch_id}.json").write_text(json.dumps(handle))
+    os.mkfifo(state / "fifo.json")  # opening it for reading would block
+    (state / "deep.json").write_text("[" * 100_000 + "]" * 100_000)  # RecursionError in json
+    (state / "dir.json").mkdir()
+    (state / "latin1.json").write_bytes(b'{"id": "\xff"}')
+    listed = subprocess.run([sys.executable, "-m", "llmbackend", "batch", "list"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert (listed.returncode, listed.stderr) == (0, "")
+    assert sorted(line.split("\t")[0] for line in listed.stdout.splitlines()) == sorted([
+        ".batch_dot", "'evil\\x1b[2Jid'", "batch_good"])  # an escape code is shown escaped
+    as_json = cli(env, "batch", "list", "--json")
+    assert sorted(r["id"] for r in records(as_json.stdout)) == [
+        ".batch_dot", "batch_good", "evil\x1b[2Jid"]
+    for name, words in (("fifo", "not a regular file"), ("deep", "nested too deep")):
+        opened = subprocess.run([sys.executable, "-m", "llmbackend", "batch", "status", name],
+                                env=env, capture_output=True, text=True, timeout=30,
+                                check=False)
+        assert opened.returncode == 2
+        one_error_line(opened, words)
+
+
 def test_reattach_by_provider_and_id_without_a_saved_handle(
         openai: dict[str, str], emulator: OpenAIEmulator, tmp_path: Path) -> None:
     emulator.batch_plan = BatchPlan(finish_after=1, shuffle_seed=2)
@@ -646,8 +727,11 @@ def test_every_handle_file_name_is_safe() -> None:
     assert handle_file_name("batches/abc") == "batches%2Fabc.json"
     assert handle_file_name("batch_a+batch_b") == "batch_a%2Bbatch_b.json"
     assert handle_file_name("../x") == "..%2Fx.json"
-    long = [handle_file_name(c * 300) for c in "ab"]
-    assert all(len(name) < 255 for name in long) and long[0] != long[1]
+    assert handle_file_name("..") == "...json"  # a plain file name, in the state directory
+    assert handle_file_name("batch 1") == "batch%201.json"
+    assert handle_file_name("\udcff") == "%ED%B3%BF.json"  # never raises, whatever the string
+    long = [handle_file_name(c * 300) for c in "ab"] + [handle_file_name("\u20ac" * 5000)]
+    assert all(len(name.encode()) < 255 for name in long) and len(set(long)) == 3
 
 
 # --- the page's examples --------------------------------------------------------------------------
@@ -691,3 +775,71 @@ def test_the_shell_examples_of_docs_cli_md_run_as_written(
         assert len(records((work / name).read_text())) in (2, 3)
     assert "llmbackend: warning:" in done.stderr and "Traceback" not in done.stderr
     no_key_in_files(state)
+
+
+# --- issue 14: answers read from the server exit 3; missing batch routes say what to use --------
+
+
+@pytest.mark.parametrize(("item", "error"), [
+    ({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "lookup",
+      "arguments": "{}", "status": "completed"}, "ToolCallError"),
+    ({"type": "mcp_approval_request", "id": "mcpr_1", "name": "lookup", "arguments": "{}",
+      "server_label": "deepwiki"}, "NoTextError"),
+], ids=["tool-call", "no-text"])
+def test_an_answer_without_text_exits_3_not_2(openai: dict[str, str], emulator: OpenAIEmulator,
+                                             item: dict[str, Any], error: str) -> None:
+    from tests.emulator import response_body
+
+    emulator.reply(200, response_body("gpt-4o-mini", "", output=[item]))
+    done = cli(openai, "run", "-p", "openai", "-m", "gpt-4o-mini", "Hi")
+    assert done.returncode == 3  # read from the answer, after sending: not a usage error
+    assert done.stdout == ""
+    one_error_line(done, error, item["type"] if error == "NoTextError" else "lookup")
+
+
+@pytest.mark.parametrize(("provider", "route", "shown"), [
+    ("openai", "POST /v1/files", "POST /files"),
+    ("anthropic", "POST /v1/messages/batches", "POST /v1/messages/batches"),
+    ("gemini", "POST /v1beta/models/.*:batchGenerateContent",
+     "POST /v1beta/models/{model}:batchGenerateContent"),
+])
+def test_a_server_without_the_batch_api_names_the_route_and_the_immediate_mode(
+        *, openai: dict[str, str], anthropic: dict[str, str], gemini: dict[str, str],
+        tmp_path: Path, provider: str, route: str, shown: str) -> None:
+    from tests.faults import FaultServer, Reply
+    from tests.faults import route as matching
+
+    envs = {"openai": (openai, "OPENAI_BASE_URL", "gpt-4o-mini"),
+            "anthropic": (anthropic, "ANTHROPIC_BASE_URL", "claude-sonnet-4-5"),
+            "gemini": (gemini, "GOOGLE_GEMINI_BASE_URL", "gemini-2.5-flash")}
+    env, variable, model = envs[provider]
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("one\ntwo\n")
+    with FaultServer(upstream=env[variable]) as faults:
+        faults.push(Reply(404, b'{"detail":"Not Found"}'), when=matching(route))
+        done = cli({**env, variable: faults.base_url}, "batch", "submit", "-p", provider,
+                   "-m", model, "--mode", "native", str(prompts))
+        assert faults.served(route), faults.requests
+    assert done.returncode == 3
+    line = one_error_line(done, "HTTP 404", f"no {shown} route", "--mode immediate",
+                          "batch_options={'mode': 'immediate'}")
+    assert "must implement the Responses API" not in line
+
+
+def test_seed_and_stop_reach_a_compatible_server_with_server_compatible(
+        openai: dict[str, str], emulator: OpenAIEmulator) -> None:
+    """vLLM's /v1/responses takes seed and stop; OpenAI's own API does not (issue 14)."""
+    from tests.emulator import response_body
+    from tests.faults import FaultServer, Reply
+
+    with FaultServer(upstream=emulator.base_url) as faults:
+        faults.push(Reply(200, response_body("tiny", "Hello")))
+        env = {**openai, "OPENAI_BASE_URL": faults.base_url}
+        done = cli(env, "run", "-p", "openai", "-m", "tiny", "Hi", "--seed", "3",
+                   "-x", "stop=END", "-O", "server=compatible")
+        assert (done.returncode, done.stdout.strip()) == (0, "Hello"), done.stderr
+        (sent,) = faults.served("POST /v1/responses")
+        assert (sent.json()["seed"], sent.json()["stop"]) == (3, "END")
+        refused = cli(env, "run", "-p", "openai", "-m", "tiny", "Hi", "--seed", "3")
+    assert refused.returncode == 2
+    one_error_line(refused, "UnsupportedError", "'seed'", "-O server=compatible")

@@ -16,8 +16,9 @@ from llmbackend.errors import (
     BlockedError,
     ConfigurationError,
     HTTPStatusError,
+    NoTextError,
     ProviderError,
-    ResponseParseError,
+    ToolCallError,
     TruncationError,
     UnsupportedError,
 )
@@ -239,8 +240,9 @@ def test_a_blocked_prompt_and_other_endings() -> None:
     assert isinstance(other, ProviderError)
     assert other.error_type == "OTHER"
     assert gemini.parse_response_object(REQUEST, _candidate("ok", None)).unwrap().text == "ok"
+    # No candidate and no block reason: an answer without text (issue 14; was a parse error).
     assert isinstance(gemini.parse_response_object(REQUEST, {"candidates": []}).failure(),
-                      ResponseParseError)
+                      NoTextError)
 
 
 def test_a_429_is_retryable_with_googles_status() -> None:
@@ -379,7 +381,11 @@ def test_upload_urls_must_stay_on_the_base_url() -> None:
 def test_batch_names() -> None:
     assert wire.batch_name("abc-1") == "batches/abc-1"
     assert wire.batch_name("batches/abc-1") == "batches/abc-1"
-    for bad in ("", "batches/", "batches/../files", "x y", None):
+    # Any printable string is an id, but one segment of the name: no "/" (nor the ":" of a verb).
+    assert wire.batch_name("x y+z") == "batches/x y+z"
+    assert wire.build_retrieve_batch("batches/x y+z").path == "/v1beta/batches/x%20y%2Bz"
+    assert wire.build_cancel_batch("batches/x y").path == "/v1beta/batches/x%20y:cancel"
+    for bad in ("", "batches/", "batches/../files", "a/b", "a:cancel", "..", "a\nb", None):
         with pytest.raises(ConfigurationError):
             wire.batch_name(bad)
 
@@ -393,3 +399,64 @@ def test_batch_parsers_never_raise(body: bytes) -> None:
                           Success | Failure)
     _, outcome = wire.parse_result_line(REQUEST, body)
     assert isinstance(outcome, Success | Failure)
+
+
+# --- answers without text (issue 14) --------------------------------------------------------------
+
+
+def _sdk_part_kinds() -> list[str]:
+    """The data fields of the google-genai SDK's ``Part``, as the wire spells them."""
+    genai = pytest.importorskip("google.genai.types")
+    metadata = {"text", "thought", "thought_signature", "part_metadata", "media_resolution"}
+    names = [name for name in genai.Part.model_fields
+             if name not in metadata and not name.endswith("_metadata")]
+    return [name.split("_")[0] + "".join(w.title() for w in name.split("_")[1:])
+            for name in names]
+
+
+PART_KINDS = _sdk_part_kinds()
+
+
+def _parts(parts: list[dict[str, Any]], reason: str = "STOP") -> dict[str, Any]:
+    return {"candidates": [{"content": {"parts": parts, "role": "model"}, "index": 0,
+                            "finishReason": reason}]}
+
+
+def test_the_part_kinds_are_read() -> None:
+    assert {"inlineData", "functionCall", "executableCode"} <= set(PART_KINDS)
+
+
+@pytest.mark.parametrize("kind", PART_KINDS)
+def test_an_answer_of_parts_without_text_is_an_error_naming_them(kind: str) -> None:
+    error = gemini.parse_response_object(REQUEST, _parts([{kind: {"name": "lookup"}}])).failure()
+    assert isinstance(error, NoTextError)  # never Success('')
+    assert (error.kinds, error.provider) == ((kind,), "gemini")
+    if kind == "functionCall":
+        assert isinstance(error, ToolCallError) and isinstance(error, UnsupportedError)
+        assert error.calls == ("lookup",)
+    else:
+        assert not isinstance(error, UnsupportedError)
+        assert kind in error.message
+
+
+def test_no_parts_or_only_thoughts_is_an_error_and_an_empty_text_an_empty_answer() -> None:
+    for body, kinds in ((_parts([]), ()), ({"candidates": [{"finishReason": "STOP"}]}, ()),
+                        (_parts([{"text": "hmm", "thought": True}]), ("thought",))):
+        error = gemini.parse_response_object(REQUEST, body).failure()
+        assert isinstance(error, NoTextError), body
+        assert error.kinds == kinds
+    assert gemini.parse_response_object(REQUEST, _parts([{"text": ""}])).unwrap().text == ""
+
+
+@pytest.mark.parametrize(("parse_wire", "route"), [
+    (wire.parse_upload_url, "POST /upload/v1beta/files"),
+    (wire.parse_file, "POST /upload/v1beta/files"),
+    (wire.parse_batch, "POST /v1beta/models/{model}:batchGenerateContent"),
+])
+def test_a_server_without_the_batch_routes_names_the_route_and_the_immediate_mode(
+    parse_wire: Any, route: str
+) -> None:
+    error = parse_wire(WireResponse(status=404, body=b"404 page not found")).failure()
+    assert isinstance(error, HTTPStatusError)
+    assert f"no {route} route" in error.message
+    assert "batch_options={'mode': 'immediate'}" in error.message

@@ -23,6 +23,7 @@ from llmbackend import (
     TruncationError,
 )
 from llmbackend.providers import gemini_batch
+from tests.emulator import UNUSABLE_BATCH_IDS
 from tests.gemini_emulator import API_KEY, GeminiBatchPlan, GeminiEmulator, response_body
 
 PROMPTS = [f"Summarize: text {i}" for i in range(6)]
@@ -256,3 +257,37 @@ def test_bad_batch_input_fails_before_sending(flash: llmbackend.Client,
 def test_the_key_never_shows(flash: llmbackend.Client) -> None:
     batch = flash.submit_batch(PROMPTS[:1])
     assert API_KEY not in repr(batch) + repr(batch.state()) + json.dumps(batch.raw)
+
+
+# --- ids: one rule where they come in and where they go out ---------------------------------------
+
+#: A Gemini batch's id is one segment of its name, batches/<id>: "/" and ":" are refused too.
+GEMINI_USABLE_IDS = ("batch 1", "a+b", "x" * 5000)
+GEMINI_UNUSABLE_IDS = (*(i for i in UNUSABLE_BATCH_IDS if i != "a+b"), "../../x", "a/b", "a:b")
+
+
+@pytest.mark.parametrize("batch_id", GEMINI_USABLE_IDS)
+def test_any_id_the_server_gives_works_verbatim_at_every_later_step(
+        flash: llmbackend.Client, gemini_env: GeminiEmulator, batch_id: str) -> None:
+    gemini_env.batch_ids.append(batch_id)
+    batch = flash.submit_batch(["one", "two"])
+    assert batch.id == f"batches/{batch_id}"
+    restored = llmbackend.restore_batch(json.loads(json.dumps(batch.to_dict())))
+    assert restored.id == batch.id and restored.results() == ["Echo: one", "Echo: two"]
+    for given in (batch.id, batch_id):  # the name, or the bare id
+        attached = flash.get_batch(given)
+        assert attached.id == batch.id and sorted(attached.results()) == ["Echo: one",
+                                                                          "Echo: two"]
+    assert attached.cancel() == "succeeded"
+
+
+@pytest.mark.parametrize("batch_id", GEMINI_UNUSABLE_IDS)
+def test_an_id_llmbackend_cannot_use_is_refused_at_submit(
+        flash: llmbackend.Client, gemini_env: GeminiEmulator, batch_id: str) -> None:
+    gemini_env.batch_ids.append(batch_id)
+    with pytest.raises(ProviderError) as raised:
+        flash.submit_batch(["one"])
+    assert raised.value.error_type == "invalid_batch_id" and str(raised.value).isprintable()
+    assert list(gemini_env.batches) == [batch_id]
+    with pytest.raises(ConfigurationError, match=r"not a Gemini batch name|non-empty"):
+        flash.get_batch(f"batches/{batch_id}")

@@ -7,6 +7,7 @@ import email.parser
 import email.policy
 import json
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import given, settings
@@ -27,7 +28,7 @@ from llmbackend.providers.openai import build_response_request
 from llmbackend.types import GenerationConfig, GenerationRequest, StructuredOutput, WireResponse
 from tests import strategies
 from tests.conftest import fixture_names, load_fixture
-from tests.emulator import response_body
+from tests.emulator import UNUSABLE_BATCH_IDS, USABLE_BATCH_IDS, response_body
 from tests.openapi import problems
 
 REQUEST = GenerationRequest(model="gpt-4o-mini", input="")
@@ -212,9 +213,74 @@ def test_batch_ids_split_and_join() -> None:
     assert wire.split_batch_id("batch_a") == ("batch_a",)
     assert wire.split_batch_id("batch_a+batch_b") == ("batch_a", "batch_b")
     assert wire.join_batch_ids(["batch_a", "batch_b"]) == "batch_a+batch_b"
-    for bad in ("", "batch/../x", "a++b", "batch a", None, 3):
+    # Any printable string is an id (it is percent-encoded into the path): a space, a slash.
+    assert wire.split_batch_id("batch a+batch/../x") == ("batch a", "batch/../x")
+    for bad in ("", "a++b", "+a", "a+", "..", "a\nb", None, 3):
         with pytest.raises(ConfigurationError, match="batch id"):
             wire.split_batch_id(bad)
+
+
+@pytest.mark.parametrize("batch_id", USABLE_BATCH_IDS)
+def test_an_id_taken_from_the_server_is_taken_back_from_the_user(batch_id: str) -> None:
+    """One rule at both ends: the id a batch object gives is the id attach and restore take."""
+    body = {"id": batch_id, "object": "batch", "status": "validating"}
+    batch = wire.parse_batch_object(WireResponse(status=200, body=json.dumps(body).encode()))
+    assert batch.unwrap().id == batch_id
+    assert wire.split_batch_id(batch_id) == (batch_id,)
+    assert wire.check_part_id(batch_id) == batch_id
+    segment = wire.build_retrieve_batch(batch_id).path.removeprefix("/batches/")
+    assert "/" not in segment and unquote(segment) == batch_id  # one path segment, exactly
+
+
+@pytest.mark.parametrize("batch_id", UNUSABLE_BATCH_IDS)
+def test_an_id_llmbackend_cannot_use_is_refused_at_both_ends_and_shown_escaped(
+        batch_id: str) -> None:
+    body = json.dumps({"id": batch_id, "object": "batch", "status": "validating"}).encode()
+    refused = wire.parse_batch_object(WireResponse(status=200, body=body))
+    assert isinstance(refused, Failure)
+    error = refused.failure()
+    assert isinstance(error, ProviderError) and error.error_type == "invalid_batch_id"
+    assert str(error).isprintable()  # no line break, escape code or surrogate reaches a terminal
+    assert repr(batch_id)[:40] in str(error)
+    assert "cancel it there" in str(error)  # it may have been made, and billed
+    checks = [wire.check_part_id]
+    if batch_id == "a+b":  # as a handle's id, the documented join of two parts' ids
+        assert wire.split_batch_id(batch_id) == ("a", "b")
+    else:
+        checks.append(wire.split_batch_id)
+    for check in checks:
+        with pytest.raises(ConfigurationError) as raised:
+            check(batch_id)
+        assert str(raised.value).isprintable()
+
+
+@given(st.text(st.characters(exclude_categories=()), max_size=40))  # surrogates too
+def test_whatever_a_batch_object_gives_is_refused_there_or_taken_back_everywhere(
+        batch_id: str) -> None:
+    body = json.dumps({"id": batch_id, "status": "validating"}).encode()
+    parsed = wire.parse_batch_object(WireResponse(status=200, body=body))
+    if isinstance(parsed, Failure):
+        assert str(parsed.failure()).isprintable()
+        with pytest.raises(ConfigurationError):
+            wire.check_part_id(batch_id)
+        return
+    assert parsed.unwrap().id == batch_id == wire.check_part_id(batch_id)
+    assert wire.split_batch_id(batch_id) == (batch_id,)
+    assert unquote(wire.build_cancel_batch(batch_id).path) == f"/batches/{batch_id}/cancel"
+
+
+def test_the_rule_says_why() -> None:
+    from llmbackend.batching import MAX_BATCH_ID, batch_id_problem
+
+    assert batch_id_problem("batch 1/..%2F") is None
+    assert batch_id_problem("z" * MAX_BATCH_ID) is None
+    assert batch_id_problem("a+b", "+") == "it holds '+', which cannot be part of one id"
+    assert batch_id_problem("a+b") is None  # "+" is only reserved where it joins parts
+    assert "printed on one line" in (batch_id_problem("a\x1bb") or "")
+    assert "path" in (batch_id_problem("..") or "")
+    assert "empty" in (batch_id_problem("") or "")
+    assert "characters long" in (batch_id_problem("z" * (MAX_BATCH_ID + 1)) or "")
+    assert "not a string" in (batch_id_problem(None) or "")
 
 
 # --- recorded traffic -----------------------------------------------------------------------------

@@ -124,6 +124,27 @@ def test_seed_and_stop_fail_by_default_naming_the_way_out(config: GenerationConf
     assert "drop_unsupported_params=True" in error.message
 
 
+@pytest.mark.parametrize(("config", "sent"), [
+    (GenerationConfig(seed=42), {"seed": 42}),
+    (GenerationConfig(extra={"seed": 42}), {"seed": 42}),
+    (GenerationConfig(extra={"stop": ["\n"]}), {"stop": ["\n"]}),
+    (GenerationConfig(seed=1, extra={"stop": "END"}), {"seed": 1, "stop": "END"}),
+])
+def test_a_compatible_server_gets_seed_and_stop_as_given(
+    config: GenerationConfig, sent: dict[str, Any]
+) -> None:
+    """vLLM's /v1/responses takes both: ``server="compatible"`` sends them (issue 14)."""
+    result = build_response_request(GenerationRequest(
+        model="m", input="x", config=config, options={"server": "compatible"}))
+    wire = result.unwrap()
+    assert {key: wire.json[key] for key in sent} == sent
+    assert wire.warnings == ()
+    official = build_response_request(GenerationRequest(
+        model="m", input="x", config=config, options={"server": "official"})).failure()
+    assert isinstance(official, UnsupportedError)
+    assert "server='compatible'" in official.message
+
+
 @given(strategies.configs(max_tokens=st.none(), seeds=st.integers(),
                           extra=st.fixed_dictionaries({}, optional={"stop": st.just(["x"])})))
 def test_seed_and_stop_are_dropped_with_a_warning_on_request(config: GenerationConfig) -> None:

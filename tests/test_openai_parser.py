@@ -16,20 +16,23 @@ from llmbackend.errors import (
     BlockedError,
     HTTPStatusError,
     LLMError,
+    NoTextError,
     ProviderError,
     RefusalError,
     ResponseParseError,
     SchemaValidationError,
+    ToolCallError,
     TruncationError,
     UnsupportedError,
 )
 from llmbackend.pipeline import attach_parsed
+from llmbackend.providers import openai_batch
 from llmbackend.providers.openai import collect_output, parse_response
 from llmbackend.types import Generation, GenerationRequest, StructuredOutput, WireResponse
 from tests import strategies
 from tests.conftest import fixture_names, load_fixture
 from tests.emulator import response_body
-from tests.openapi import validator
+from tests.openapi import union_types, validator
 
 REQUEST = GenerationRequest(model="gpt-4o-mini", input="x")
 
@@ -101,8 +104,9 @@ EXPECTED = {
                                                     "last_name": "Rothfuss"}, "rating": 7}),
     "responses_structured_after_tool_result.json": _expect_parsed({
         "city": "Mexico City", "country": "Mexico"}),
+    # Read from the answer: a ToolCallError, which is still an UnsupportedError (issue 14).
     "responses_function_call_with_json_schema_format.json": _expect_failure(
-        UnsupportedError, parameter="tools", provider="openai"),
+        ToolCallError, parameter="tools", provider="openai", calls=("get_user_country",)),
     "responses_error_400_invalid_temperature.json": _expect_failure(
         HTTPStatusError, status=400, error_type="invalid_request_error",
         error_code="decimal_below_min_value", error_param="temperature", retryable=False),
@@ -169,9 +173,18 @@ def test_sdk_reads_the_same_text_from_recorded_bodies(name: str) -> None:
             assert usage.unwrap().usage.output_tokens == sdk.usage.output_tokens
 
 
+def _has_output_text(output: list[dict[str, Any]]) -> bool:
+    return any(part["type"] == "output_text" for item in output if item["type"] == "message"
+               for part in item["content"])
+
+
 @given(strategies.response_bodies)
 def test_sdk_and_parser_agree_on_synthesised_bodies(body: dict[str, Any]) -> None:
     sdk = sdk_read(body)
+    if not _has_output_text(body["output"]):  # no text part at all: an error (issue 14)
+        assert sdk.output_text == ""
+        assert isinstance(parse(body).failure(), NoTextError)
+        return
     generation = parse(body).unwrap()
     assert generation.text == sdk.output_text == strategies.expected_text(body["output"])
     assert sdk.usage is not None
@@ -205,6 +218,9 @@ def test_parser_never_raises_on_response_shaped_junk(body: dict[str, Any]) -> No
 @given(strategies.text_outputs)
 def test_parse_of_a_synthesised_response_recovers_the_text(output: list[Any]) -> None:
     body = response_body("gpt-4o-mini", "", output=output)
+    if not _has_output_text(output):  # no text part at all: an error (issue 14)
+        assert isinstance(parse(body).failure(), NoTextError)
+        return
     assert parse(body).unwrap().text == strategies.expected_text(output)
 
 
@@ -307,3 +323,58 @@ def test_a_server_without_the_responses_route_says_so(status: int, body: bytes,
     assert isinstance(error, HTTPStatusError)
     assert error.status == status
     assert ("POST /v1/responses" in error.message) is hinted
+
+
+# --- answers without text (issue 14) --------------------------------------------------------------
+
+#: Every kind of item the spec's ``OutputItem`` union allows in a response's ``output``.
+OUTPUT_ITEM_TYPES = union_types("OutputItem")
+
+
+def test_the_output_item_union_is_read_from_the_spec() -> None:
+    assert {"message", "function_call", "mcp_approval_request", "program"} <= set(
+        OUTPUT_ITEM_TYPES)
+
+
+@pytest.mark.parametrize("kind", OUTPUT_ITEM_TYPES)
+def test_a_completed_answer_without_text_is_an_error_naming_what_came_back(kind: str) -> None:
+    item = {"type": kind, "id": "item_1", "status": "completed", "name": "lookup",
+            "arguments": "{}", "call_id": "call_1", "content": [], "summary": []}
+    error = parse(response_body("gpt-4o-mini", "", output=[item])).failure()
+    assert isinstance(error, NoTextError)  # never Success('')
+    assert (error.kinds, error.provider) == ((kind,), "openai")
+    assert error.body is not None and kind in error.body
+    if kind.endswith("_call"):  # a call the caller must run: also an UnsupportedError
+        assert isinstance(error, ToolCallError) and isinstance(error, UnsupportedError)
+        assert (error.calls, error.parameter) == (("lookup",), "tools")
+    else:
+        assert not isinstance(error, UnsupportedError)
+        assert kind in error.message
+
+
+def test_an_empty_output_is_an_error_and_an_empty_output_text_an_empty_answer() -> None:
+    empty = parse(response_body("gpt-4o-mini", "", output=[])).failure()
+    assert isinstance(empty, NoTextError) and empty.kinds == ()
+    assert "empty 'output' list" in empty.message
+    assert parse(response_body("gpt-4o-mini", "")).unwrap().text == ""
+
+
+def test_text_beside_tool_like_items_is_the_answer() -> None:
+    output = [{"type": "mcp_approval_request", "id": "a", "name": "n", "arguments": "{}",
+               "server_label": "s"},
+              *response_body("gpt-4o-mini", "hello")["output"]]
+    assert parse(response_body("gpt-4o-mini", "", output=output)).unwrap().text == "hello"
+
+
+@pytest.mark.parametrize(("parse_wire", "route"), [
+    (openai_batch.parse_file_object, "POST /files"),
+    (openai_batch.parse_batch_object, "POST /batches"),
+])
+def test_a_server_without_the_batch_routes_names_the_route_and_the_immediate_mode(
+    parse_wire: Any, route: str
+) -> None:
+    error = parse_wire(WireResponse(status=404, body=b'{"detail":"Not Found"}')).failure()
+    assert isinstance(error, HTTPStatusError)
+    assert f"no {route} route" in error.message
+    assert "batch_options={'mode': 'immediate'}" in error.message
+    assert "must implement the Responses API" not in error.message

@@ -1,17 +1,20 @@
-"""The HTTP transport on its own, over loopback: bodies, retries, scrubbing."""
+"""The HTTP transport on its own, over loopback: bodies, retries, redaction, async pools."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
+import threading
 import time
 
 import pytest
-from returns.result import Failure
 
 import llmbackend
-from llmbackend import HTTPStatusError, UnsupportedError
+from llmbackend import ConfigurationError, HTTPStatusError
+from llmbackend.redact import MASK, MIN_SECRET_LENGTH, redact
 from llmbackend.retrying import RetryPolicy
-from llmbackend.transport import HTTPTransport, redact
+from llmbackend.transport import HTTPTransport
 from llmbackend.types import Secret, StreamBody, WireRequest
 from tests.emulator import API_KEY, OpenAIEmulator, error_body
 
@@ -25,12 +28,12 @@ def transport(emulator: OpenAIEmulator, **kwargs: object) -> HTTPTransport:
 @pytest.mark.parametrize("value", [float("nan"), object(), {1, 2}])
 def test_a_body_json_cannot_carry_fails_before_sending(emulator: OpenAIEmulator,
                                                        value: object) -> None:
+    # Issue 14: a config JSON cannot carry is a configuration error, raised on every face
+    # before anything is sent (it was a Failure per prompt in a fan-out).
     client = llmbackend.client("openai", "m", api_key=API_KEY, base_url=emulator.base_url)
-    result = client.generate("hi", {"extra": {"metadata": value}})
-    assert isinstance(result, Failure)
-    error = result.failure()
-    assert isinstance(error, UnsupportedError)
-    assert error.parameter == "extra"
+    with pytest.raises(ConfigurationError, match="must be JSON data") as raised:
+        client.generate("hi", {"extra": {"metadata": value}})
+    assert raised.value.key == "extra"
     assert emulator.requests == []
 
 
@@ -70,8 +73,37 @@ def test_retries_follow_the_policy(emulator: OpenAIEmulator) -> None:
 
 
 def test_redact_replaces_every_secret() -> None:
-    secrets = (Secret("sk-one"), Secret("sk-two"), Secret(""))
-    assert redact("a sk-one b sk-two c sk-one", secrets) == "a ******** b ******** c ********"
+    secrets = ("sk-one-long", "sk-two-long", "")
+    assert redact("a sk-one-long b sk-two-long c sk-one-long", secrets) == (
+        "a ******** b ******** c ********")
+
+
+@pytest.mark.parametrize("shown", [
+    "sk\\u002done/two\"x",  # one character JSON-escaped
+    "sk-one\\/two\"x",  # the slash escaped
+    "sk\\u002Done\\u002ftwo\\u0022x",  # upper-case hex, the quote escaped
+    "sk\\\\u002done/two\\\\\"x",  # escaped twice: JSON quoted inside JSON
+])
+def test_redact_finds_every_json_spelling_of_a_secret(shown: str) -> None:
+    assert redact(f"key: {shown}!", ['sk-one/two"x']) == f"key: {MASK}!"
+
+
+def test_a_secret_too_short_to_tell_from_text_is_not_looked_for() -> None:
+    short = "x" * (MIN_SECRET_LENGTH - 1)
+    assert redact(f"text {short}", [short, "1", "token", "EMPTY"]) == f"text {short}"
+    assert redact("text " + "x" * MIN_SECRET_LENGTH, ["x" * MIN_SECRET_LENGTH]) == f"text {MASK}"
+
+
+def test_bodies_reach_the_parser_as_they_came(emulator: OpenAIEmulator) -> None:
+    """Issue 14: the key was cut out of every body (and downloaded file) before parsing."""
+    body = f'{{"text": "the key {API_KEY} and the word text"}}'.encode()
+    sender = transport(emulator)
+    emulator.reply(200, body)
+    assert sender.send(WireRequest(method="GET", path="/x")).unwrap().body == body
+    emulator.reply(200, body)
+    sink = io.BytesIO()
+    sender.download(WireRequest(method="GET", path="/files/f/content"), sink).unwrap()
+    assert sink.getvalue() == body
 
 
 @pytest.mark.parametrize(("idempotent", "attempts"), [(True, 3), (False, 1)])
@@ -200,4 +232,52 @@ def test_a_429_error_carries_the_wait_the_provider_asked_for(emulator: OpenAIEmu
     error = client.generate("x").failure()
     assert isinstance(error, HTTPStatusError)
     assert error.retry_after is None  # nothing asked
+    client.close()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_loop_of_asyncio_run_keeps_no_pools_open(emulator: OpenAIEmulator) -> None:
+    """Issue 14: each ``asyncio.run`` left its loop's pool open (fds grew 8 -> 27 in 200)."""
+    def call() -> str:
+        return asyncio.run(llmbackend.aget_response(
+            "openai", "gpt-4o-mini", "Hello", api_key=API_KEY, base_url=emulator.base_url))
+
+    assert "Hello" in call()
+    before = _open_fds()
+    for _ in range(100):
+        call()
+    assert _open_fds() <= before + 2
+    client = llmbackend.client("openai", "gpt-4o-mini", api_key=API_KEY,
+                               base_url=emulator.base_url)
+    asyncio.run(client.aget_response("Hello"))
+    before = _open_fds()
+    for _ in range(50):
+        asyncio.run(client.aget_response("Hello"))
+    assert _open_fds() <= before + 2
+    client.close()
+
+
+def test_one_client_on_two_live_event_loops(emulator: OpenAIEmulator) -> None:
+    """Each loop has its own pool: a loop kept running in a thread is not disturbed by calls
+    from other loops, and its pool is closed when it shuts down."""
+    client = llmbackend.client("openai", "gpt-4o-mini", api_key=API_KEY,
+                               base_url=emulator.base_url)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        for _ in range(3):
+            there = asyncio.run_coroutine_threadsafe(client.aget_response("There"), loop)
+            assert "Here" in asyncio.run(client.aget_response("Here"))
+            assert "There" in there.result(timeout=30)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    assert "Again" in asyncio.run(client.aget_response("Again"))
     client.close()

@@ -33,7 +33,13 @@ from llmbackend.cli.options import (
     read_schema,
     show_progress,
 )
-from llmbackend.cli.output import saved_handle_json, saved_handle_line, state_json, state_line
+from llmbackend.cli.output import (
+    saved_handle_json,
+    saved_handle_line,
+    shown,
+    state_json,
+    state_line,
+)
 from llmbackend.cli.prompts import source_name
 from llmbackend.cli.results import check_output, output_file, write_results
 
@@ -168,8 +174,8 @@ def open_batch(batch_id: str, provider: str | None, schema: StructuredOutput[Any
         saved, path = found
         saved_provider = summarize(saved).provider
         if provider is not None and provider.lower() != saved_provider:
-            raise CommandError(f"batch {batch_id} is a {saved_provider!r} batch (its handle is "
-                               f"{path}), not a {provider!r} one")
+            raise CommandError(f"batch {shown(batch_id)} is a {saved_provider!r} batch (its "
+                               f"handle is {path}), not a {provider!r} one")
         return llmbackend.restore_batch(saved, schema, **options)
     if provider is None:
         raise CommandError(f"no saved handle for batch {batch_id!r} in {state_dir()}: give "

@@ -74,16 +74,20 @@ def _exit_codes() -> tuple[tuple[type[LLMError], int], ...]:
         LLMError,
         MissingCredentialsError,
         MissingDependencyError,
+        OutputError,
         UnsupportedError,
     )
 
     return (
         (BatchNotReadyError, EXIT_NOT_READY),
         (BatchItemsError, EXIT_PARTIAL),
+        # Read from an answer, so after sending: tool calls (``ToolCallError``) are an
+        # UnsupportedError too, and still exit 3.
+        (OutputError, EXIT_PROVIDER),
         (ConfigurationError, EXIT_USAGE),
         (MissingCredentialsError, EXIT_USAGE),
         (MissingDependencyError, EXIT_USAGE),
-        (UnsupportedError, EXIT_USAGE),
+        (UnsupportedError, EXIT_USAGE),  # found before anything was sent
         (LLMError, EXIT_PROVIDER),  # the provider, the network or the answer failed
     )
 
@@ -104,7 +108,8 @@ def llm_error_message(error: LLMError) -> str:
                 "line)")
     message = f"{type(error).__name__}: {error.message}"
     if isinstance(error, UnsupportedError) and "drop_unsupported_params" in error.message:
-        message += " (on the command line: -O drop_unsupported_params=true)"
+        compatible = ", or -O server=compatible" if "server='compatible'" in error.message else ""
+        message += f" (on the command line: -O drop_unsupported_params=true{compatible})"
     return message
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HANDLE_NAME_LIMIT",
+    "HANDLE_SIZE_LIMIT",
     "SavedHandleFile",
     "handle_file_name",
     "load_handle",
@@ -35,6 +36,9 @@ __all__ = [
 
 #: Longest handle file name before it is shortened with a hash (file systems allow 255 bytes).
 HANDLE_NAME_LIMIT = 200
+#: The largest file the listing reads as a handle (a handle holds its custom ids: a batch of
+#: 100,000 requests saves a few megabytes).
+HANDLE_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 class SavedHandleFile(NamedTuple):
@@ -59,14 +63,16 @@ def state_dir() -> str:
 
 def handle_file_name(batch_id: str) -> str:
     """The file a batch's handle is saved in: the id percent-encoded (``/``, ``+`` and anything
-    else a file system may not take), shortened with a hash when too long."""
+    else a file system may not take), shortened with a hash when too long. Never raises,
+    whatever the string (a command-line argument that is not UTF-8 holds lone surrogates)."""
     from urllib.parse import quote
 
-    name = quote(batch_id, safe="")
+    raw = batch_id.encode("utf-8", "surrogatepass")
+    name = quote(raw, safe="")
     if len(name) > HANDLE_NAME_LIMIT:
         import hashlib
 
-        name = f"{name[:150]}-{hashlib.sha256(batch_id.encode()).hexdigest()[:16]}"
+        name = f"{name[:150]}-{hashlib.sha256(raw).hexdigest()[:16]}"
     return name + ".json"
 
 
@@ -88,12 +94,17 @@ def save_handle(handle: Batch[Any]) -> str:
     """Save ``handle.to_dict()`` as JSON in the state directory, atomically (a temporary file
     renamed over the old one), readable by this user only; the path."""
     data = handle.to_dict()
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (in a model name...): escape it all
+            text = json.dumps(data, indent=2) + "\n"
     directory = state_dir()
     path = os.path.join(directory, handle_file_name(handle.id))
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        write_atomically(path, lambda file: file.write(
-            json.dumps(data, ensure_ascii=False, indent=2) + "\n"))
+        write_atomically(path, lambda file: file.write(text))
     except OSError as error:
         click.echo(handle.id)  # the batch runs at the provider: its id must not be lost
         raise CommandError(f"batch {handle.id} was submitted, but its handle could not be saved "
@@ -126,8 +137,7 @@ def load_handle(batch_id: str) -> tuple[dict[str, Any], str] | None:
     ``CommandError`` when its file cannot be read or holds no JSON object."""
     path = os.path.join(state_dir(), handle_file_name(batch_id))
     try:
-        with open(path, encoding="utf-8") as file:
-            saved = json.load(file)
+        saved, _ = _read_handle(path)
     except FileNotFoundError:
         return None
     except OSError as error:
@@ -144,26 +154,51 @@ def load_handle(batch_id: str) -> tuple[dict[str, Any], str] | None:
 def saved_handles() -> list[SavedHandleFile]:
     """The handles saved in the state directory, newest first.
 
-    Strategy: a listing shows what it can: a file that cannot be read, or holds no JSON object,
-    is left out, and ``summarize`` leaves out (``None``) any field a hand-edited file gets wrong.
+    Strategy: a listing shows what it can, and one bad file never hides the others: a file that
+    is not a regular file (a FIFO, which would block, a directory, a device), is larger than
+    ``HANDLE_SIZE_LIMIT``, cannot be read, or holds no JSON object (or JSON nested too deep to
+    read) is left out, and ``summarize`` leaves out (``None``) any field a hand-edited file gets
+    wrong.
     """
     from llmbackend.jobs.saved import summarize
 
     directory = state_dir()
     try:
-        names = [name for name in os.listdir(directory)
-                 if name.endswith(".json") and not name.startswith(".")]
+        # Not the temporary files of ``write_atomically`` (``.llmbackend-*.tmp``); a handle
+        # whose id starts with a dot is listed like any other.
+        names = [name for name in os.listdir(directory) if name.endswith(".json")]
     except FileNotFoundError:
         names = []
     found = []
     for name in names:
         path = os.path.join(directory, name)
         try:
-            with open(path, encoding="utf-8") as file:
-                saved = json.load(file)
-            saved_at = os.path.getmtime(path)
-        except (OSError, ValueError):
+            saved, saved_at = _read_handle(path)
+        except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
             continue
         if isinstance(saved, dict):
             found.append(SavedHandleFile(path=path, saved_at=saved_at, summary=summarize(saved)))
     return sorted(found, key=lambda entry: entry.saved_at, reverse=True)
+
+
+def _read_handle(path: str) -> tuple[object, float]:
+    """The JSON in the handle file ``path`` and the file's modification time. ``OSError``
+    (``FileNotFoundError`` when there is none) unless it is a regular file of at most
+    ``HANDLE_SIZE_LIMIT`` bytes, ``ValueError`` unless it holds JSON (nested too deep counts as
+    not JSON). It is opened without blocking, so that a FIFO put there between a check and the
+    open cannot hang the command, and checked on the open file."""
+    import errno
+    import stat
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    with os.fdopen(os.open(path, flags), "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = file.read(HANDLE_SIZE_LIMIT + 1)
+    if len(data) > HANDLE_SIZE_LIMIT:
+        raise OSError(errno.EFBIG, f"larger than {HANDLE_SIZE_LIMIT:,} bytes")
+    try:
+        return json.loads(data.decode("utf-8")), info.st_mtime
+    except RecursionError:
+        raise ValueError("JSON nested too deep to read") from None

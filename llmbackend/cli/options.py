@@ -79,6 +79,9 @@ def key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
                                      ctx=ctx, param=param)
         try:
             parsed[key] = json.loads(raw)
+        except RecursionError:
+            raise click.BadParameter(f"the value of {key!r} is JSON nested too deeply to read",
+                                     ctx=ctx, param=param) from None
         except ValueError:
             parsed[key] = raw
     return parsed
@@ -210,6 +213,8 @@ def read_schema(path: str | None) -> StructuredOutput[Any] | None:
             schema = json.load(file)
     except OSError as error:
         raise CommandError(f"{path}: cannot read the schema: {error.strerror}") from error
+    except RecursionError:
+        raise CommandError(f"{path}: the schema is JSON nested too deeply to read") from None
     except ValueError as error:
         raise CommandError(f"{path}: the schema is not JSON: {error}") from error
     if not isinstance(schema, dict):

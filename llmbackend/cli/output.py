@@ -18,14 +18,30 @@ __all__ = [
     "generation_json",
     "saved_handle_json",
     "saved_handle_line",
+    "shown",
     "state_json",
     "state_line",
 ]
 
 
 def dumps(value: object) -> str:
-    """``value`` as one line of JSON, non-ASCII text kept as it is."""
-    return json.dumps(value, ensure_ascii=False)
+    """``value`` as one line of JSON, non-ASCII text kept as it is, unless it holds a lone
+    surrogate (which no output encoding can write): then all of it is escaped."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return text
+
+
+def shown(text: str | None) -> str:
+    """``text`` as a line of text output shows a value read from a file or a provider: as it is
+    when it prints on one line, else escaped (its ``repr``), so that a line break, an escape code
+    or a lone surrogate cannot corrupt the listing or the terminal."""
+    if text is None:
+        return "None"
+    return text if text.isprintable() else repr(text)
 
 
 def generation_json(generation: Generation[Any]) -> str:
@@ -62,8 +78,8 @@ def state_json(handle: Batch[Any], state: BatchState) -> str:
 def saved_handle_line(summary: SavedSummary, saved_at: str) -> str:
     """``batch list``: a saved handle, tab-separated."""
     requests = "?" if summary.requests is None else summary.requests
-    return (f"{summary.id}\t{summary.provider}\t{summary.model}\t{requests} requests\t"
-            f"saved {saved_at}")
+    return (f"{shown(summary.id)}\t{shown(summary.provider)}\t{shown(summary.model)}\t"
+            f"{requests} requests\tsaved {saved_at}")
 
 
 def saved_handle_json(summary: SavedSummary, path: str, saved_at: str) -> str:

@@ -76,6 +76,9 @@ def read_prompts(path: str, input_format: str | None) -> tuple[list[str], list[s
             prompt, custom_id = _jsonl_line(line, where)
         if not prompt.strip():
             raise CommandError(f"{where}: the prompt is empty")
+        _check_text(prompt, where, "the prompt")
+        if custom_id is not None:
+            _check_text(custom_id, where, "the custom_id")
         if custom_id is not None:
             first = seen.setdefault(custom_id, number)
             if first != number:
@@ -91,6 +94,18 @@ def read_prompts(path: str, input_format: str | None) -> tuple[list[str], list[s
         raise CommandError(f"{name}: no prompts in it")
     custom_ids = [custom_id for custom_id in ids if custom_id is not None]
     return prompts, custom_ids or None
+
+
+def _check_text(text: str, where: str, what: str) -> None:
+    """``CommandError`` naming the line if ``text`` cannot be sent (a JSON line may spell a lone
+    surrogate, ``"\\ud800"``, which is no text), said the way the library says it."""
+    from llmbackend.checks import check_prompt
+    from llmbackend.errors import ConfigurationError
+
+    try:
+        check_prompt(text)
+    except ConfigurationError as error:
+        raise CommandError(f"{where}: {what} {error.message.removeprefix('input ')}") from None
 
 
 def _format_of(path: str) -> str:
@@ -129,6 +144,8 @@ def _jsonl_line(line: str, where: str) -> tuple[str, str | None]:
     """The prompt and custom id (or ``None``) of one line of a ``.jsonl`` file."""
     try:
         value = json.loads(line)
+    except RecursionError:
+        raise CommandError(f"{where}: the JSON is nested too deeply to read") from None
     except ValueError as error:
         reason = getattr(error, "msg", str(error))
         column = getattr(error, "colno", None)

@@ -94,8 +94,7 @@ def attach(transport: HTTPTransport, batch_id: str, request: GenerationRequest) 
 def restore(transport: HTTPTransport, saved: SavedHandle) -> Batch[Any]:
     """Effectful: the handle of a saved Anthropic job; the saved custom ids give the input
     order (without them, they are read from the results)."""
-    job = PartedJob(transport, PARTS,
-                    wire.split_batch_id(wire.PART_SEPARATOR.join(saved.part_ids)),
+    job = PartedJob(transport, PARTS, [wire.check_part_id(i) for i in saved.part_ids],
                     request=saved.request, part_custom_ids=saved.part_custom_ids)
     return live(job, saved.order)
 

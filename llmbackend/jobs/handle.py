@@ -4,8 +4,10 @@ return, the ``BatchJob`` protocol every provider's job meets, and the wait loop.
 Strategy: a handle holds a job (which talks to the provider) and the last ``BatchState`` it
 saw; everything it says comes from one of the two. Every ``Result`` a job returns is turned
 into a value or an exception here, by ``llmbackend.errors.unwrap``: the jobs stay on the
-railway, the handle is the seed-style face. Nothing outside this module reads or sets a
-handle's fields: ``in_order`` derives a new handle instead.
+railway, the handle is the seed-style face. Every error it returns or raises first passes
+through the handle's ``redact`` (the transport's ``redact_error``: no credential is shown).
+Nothing outside this module reads or sets a handle's fields: ``in_order`` and ``redacting``
+derive a new handle instead.
 """
 
 from __future__ import annotations
@@ -101,16 +103,31 @@ class Batch(Generic[T]):
     """
 
     def __init__(self, job: BatchJob, state: BatchState | None = None,
-                 order: Sequence[str] | None = None) -> None:
+                 order: Sequence[str] | None = None,
+                 redact: Callable[[LLMError], LLMError] | None = None) -> None:
         self._job = job
         self._state = state
         # The custom ids in the order the caller wants the items (``get_batch(custom_ids=...)``).
         self._order = tuple(order) if order is not None else None
+        # What every error goes through before it is shown (the transport's secrets out).
+        self._redact = redact
 
     def in_order(self, custom_ids: Sequence[str]) -> Batch[T]:
         """A new handle on the same job whose items come in the order of ``custom_ids`` (which
         must name exactly the batch's items, each once: checked when results are read)."""
-        return type(self)(self._job, self._state, custom_ids)
+        return type(self)(self._job, self._state, custom_ids, self._redact)
+
+    def redacting(self, redact: Callable[[LLMError], LLMError]) -> Batch[T]:
+        """A new handle on the same job whose errors (raised, and in ``outcomes()``) pass
+        through ``redact`` (the transport's ``redact_error``) before they are shown."""
+        return type(self)(self._job, self._state, self._order, redact)
+
+    def _unwrap(self, result: Result[Any, LLMError]) -> Any:
+        """``errors.unwrap``, with the error redacted first."""
+        return unwrap(self._shown(result))
+
+    def _shown(self, result: Result[Any, LLMError]) -> Result[Any, LLMError]:
+        return result if self._redact is None else result.alt(self._redact)
 
     @property
     def id(self) -> str:
@@ -126,7 +143,7 @@ class Batch(Generic[T]):
 
     def state(self) -> BatchState:
         """Fetch the batch's status, counts and provider objects."""
-        self._state = unwrap(self._job.refresh())
+        self._state = self._unwrap(self._job.refresh())
         return self._state
 
     def status(self) -> BatchStatus:
@@ -147,13 +164,13 @@ class Batch(Generic[T]):
     def custom_ids(self) -> tuple[str, ...]:
         """The custom id of every input, in input order (read back from the provider when the
         handle was re-attached by id)."""
-        return self._order if self._order is not None else unwrap(self._job.custom_ids())
+        return self._order if self._order is not None else self._unwrap(self._job.custom_ids())
 
     def _collect(self, keep: Keep) -> list[Outcome]:
-        outcomes = unwrap(self._job.collect(keep))
+        outcomes = [self._shown(outcome) for outcome in self._unwrap(self._job.collect(keep))]
         if self._order is None:
             return outcomes
-        return reorder(outcomes, unwrap(self._job.custom_ids()), self._order)
+        return reorder(outcomes, self._unwrap(self._job.custom_ids()), self._order)
 
     def to_dict(self) -> dict[str, Any]:
         """The handle as plain JSON data, to save and give to ``llmbackend.restore_batch`` in
@@ -256,7 +273,7 @@ class Batch(Generic[T]):
     def cancel(self) -> BatchStatus:
         """Ask the provider to stop the batch; its status afterwards (usually ``cancelling``).
         Requests already run keep their results, which ``outcomes()`` gives once it has ended."""
-        self._state = unwrap(self._job.cancel())
+        self._state = self._unwrap(self._job.cancel())
         return self._state.status
 
     def outcomes(self, keep_raw: bool = True) -> list[Result[Generation[T], LLMError]]:

@@ -17,7 +17,7 @@ from typing import IO, Any
 from attrs import evolve
 from returns.result import Failure, Result, Success
 
-from llmbackend.batching import default_custom_ids
+from llmbackend.batching import default_custom_ids, shown_id
 from llmbackend.errors import LLMError, ProviderError, TransportError, UnsupportedError, unwrap
 from llmbackend.jobs.files import chunks, download, lines, spool, write_parts
 from llmbackend.jobs.handle import Batch
@@ -140,8 +140,8 @@ def _create(transport: HTTPTransport, file_id: str, options: wire.OpenAIBatchOpt
         if found is None:
             return transport.send(create).bind(wire.parse_batch_object)
         log().info("the answer to creating batch %s was lost; found it by its input file",
-                   found.id)
-        return Success(found)
+                   shown_id(found.id))
+        return wire.check_batch(found)
 
     def recover(error: LLMError) -> Result[wire.OpenAIBatch, LLMError]:
         if not isinstance(error, TransportError):
@@ -170,7 +170,7 @@ def restore(transport: HTTPTransport, saved: SavedHandle) -> Batch[Any]:
     """Effectful: the handle of a saved OpenAI job; the saved custom ids give the input order
     without reading the input files back (they are read back when the handle had none)."""
     known = saved.part_custom_ids
-    job = PartedJob(transport, PARTS, [wire.split_batch_id(i)[0] for i in saved.part_ids],
+    job = PartedJob(transport, PARTS, [wire.check_part_id(i) for i in saved.part_ids],
                     request=saved.request if known else None, schema=saved.request.schema,
                     part_custom_ids=known)
     return live(job, saved.order)

@@ -24,6 +24,7 @@ from typing import Any
 from attrs import field, frozen
 
 from llmbackend.errors import ConfigurationError
+from llmbackend.schemas import json_problem, text_problem
 from llmbackend.types import GenerationRequest, StructuredOutput
 
 __all__ = [
@@ -84,28 +85,58 @@ def request_to_dict(request: GenerationRequest | None) -> dict[str, Any]:
 def request_from_dict(data: Mapping[str, Any], schema: StructuredOutput[Any] | None
                       ) -> GenerationRequest:
     """The request to read a restored batch's answers with: ``schema`` when given (to get a
-    Pydantic model's objects back), else the saved JSON schema."""
+    Pydantic model's objects back), else the saved JSON schema (``ConfigurationError``, key
+    ``batch``, if it is not a valid one)."""
     saved = data.get("schema")
     if schema is None and isinstance(saved, Mapping):
-        schema = StructuredOutput(schema=saved["schema"], name=str(saved.get("name")))
+        try:
+            schema = StructuredOutput(schema=saved["schema"], name=str(saved.get("name")))
+        except ConfigurationError as error:
+            raise _bad(f"its 'schema' is not a valid JSON schema: {error.message}") from None
     options = data.get("options")
     return GenerationRequest(model=str(data.get("model") or ""), input="", schema=schema,
                              options=dict(options) if isinstance(options, Mapping) else {})
 
 
+def _bad(problem: str) -> ConfigurationError:
+    return ConfigurationError(message=f"the saved batch cannot be restored: {problem} (restore "
+                              "what Batch.to_dict() wrote)", key="batch")
+
+
+def _id_list(value: object, what: str) -> tuple[str, ...]:
+    """``value`` as ids if it is a list of unique non-empty strings; ``what`` names it."""
+    if not isinstance(value, list):
+        raise _bad(f"{what} must be a list of strings, got {type(value).__name__}")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item or text_problem(item) is not None:
+            raise _bad(f"{what}[{index}] must be a non-empty string, got {item!a}")
+    if len(set(value)) != len(value):
+        twice = next(item for index, item in enumerate(value) if item in value[:index])
+        raise _bad(f"{what} holds {twice!a} twice; ids are unique")
+    return tuple(value)
+
+
 def check_saved(data: object, schema: StructuredOutput[Any] | None = None) -> SavedHandle:
     """``data`` read as a saved handle (``Batch.to_dict()``), its answers to be read with
     ``schema`` when given (else the saved JSON schema); ``ConfigurationError`` (key ``batch``,
-    or ``provider``) for anything else."""
+    or ``provider``) for anything else.
+
+    Every field is checked, since the file may have been edited by hand: the parts' ids and
+    custom ids (lists of unique non-empty strings, unique across the parts), the ``order``
+    (the same ids, each once), the model, the saved schema (a valid JSON schema) and the
+    options (JSON data).
+    """
     if not isinstance(data, Mapping) or data.get("format") != HANDLE_FORMAT:
         raise ConfigurationError(
             message="restore_batch takes what Batch.to_dict() returned (a dict with "
             f"format {HANDLE_FORMAT!r})", key="batch")
     parts = data.get("parts")
     if not isinstance(parts, list) or not parts or not all(
-        isinstance(part, Mapping) and isinstance(part.get("id"), str) for part in parts
+        isinstance(part, Mapping) and isinstance(part.get("id"), str) and part["id"]
+        for part in parts
     ):
         raise ConfigurationError(message="the saved batch has no parts with ids", key="batch")
+    part_ids = _id_list([part["id"] for part in parts], "its parts' 'id's")
     saved_schema = data.get("schema")
     if saved_schema is not None and not (isinstance(saved_schema, Mapping)
                                          and isinstance(saved_schema.get("schema"), Mapping)):
@@ -117,6 +148,12 @@ def check_saved(data: object, schema: StructuredOutput[Any] | None = None) -> Sa
             raise ConfigurationError(
                 message=f"the saved batch's {name!r} must be "
                 f"{'an object' if kind is Mapping else 'a list'}", key="batch")
+    problem = json_problem(data.get("options"), "options")
+    if problem is not None:
+        raise _bad(f"its {problem[0]} is {problem[1]}")
+    for name in ("id", "model"):
+        if data.get(name) is not None and not isinstance(data.get(name), str):
+            raise _bad(f"its {name!r} must be a string, got {type(data.get(name)).__name__}")
     # Strategy: ``null`` is what a handle writes for a part whose ids are not known yet (a job
     # attached by id and saved before its results were read); they are then read back.
     if any(part.get("custom_ids") is not None and not isinstance(part.get("custom_ids"), list)
@@ -127,17 +164,24 @@ def check_saved(data: object, schema: StructuredOutput[Any] | None = None) -> Sa
     if not isinstance(provider, str):
         raise ConfigurationError(message=f"the saved batch names an unknown provider "
                                  f"{provider!r}", key="provider")
-    saved_ids = [part.get("custom_ids") for part in parts]
-    order = data.get("order")
+    saved_ids = [None if part.get("custom_ids") is None
+                 else _id_list(part["custom_ids"], f"part {index}'s 'custom_ids'")
+                 for index, part in enumerate(parts)]
+    known = [ids for ids in saved_ids if ids is not None]
+    _id_list([i for ids in known for i in ids], "the parts' 'custom_ids' together")
+    order = None if data.get("order") is None else _id_list(data["order"], "its 'order'")
+    # The saved ids are used only when every part has them (else they are read back).
+    part_custom_ids = tuple(known) if len(known) == len(saved_ids) else None
+    if order is not None and part_custom_ids is not None and set(order) != {
+            i for ids in part_custom_ids for i in ids}:
+        raise _bad("its 'order' must name each of the parts' custom ids once")
     saved_id = data.get("id")
     return SavedHandle(
         provider=provider,
         id=saved_id if isinstance(saved_id, str) else "",
-        part_ids=tuple(part["id"] for part in parts),
-        # The saved ids are used only when every part has them (else they are read back).
-        part_custom_ids=tuple(tuple(str(i) for i in ids) for ids in saved_ids)
-        if all(isinstance(ids, list) for ids in saved_ids) else None,
-        order=tuple(str(i) for i in order) if isinstance(order, list) else None,
+        part_ids=part_ids,
+        part_custom_ids=part_custom_ids,
+        order=order,
         request=request_from_dict(data, schema),
     )
 

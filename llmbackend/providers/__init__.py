@@ -7,26 +7,38 @@ light however many providers there are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from attrs import field, frozen
 from returns.result import Result
 
-from llmbackend.errors import ConfigurationError, LLMError, UnsupportedError, did_you_mean
+from llmbackend.errors import (
+    ConfigurationError,
+    LLMError,
+    NoTextError,
+    ToolCallError,
+    UnsupportedError,
+    did_you_mean,
+    excerpt_json,
+)
 from llmbackend.types import Generation, GenerationRequest, WireRequest, WireResponse
 
 __all__ = [
     "LOCAL",
     "PLANNED",
     "REGISTRY",
+    "SERVER_KINDS",
     "BuildGeneration",
     "ParseGeneration",
     "Provider",
     "Registration",
+    "answer_without_text",
     "get_provider",
+    "is_compatible_server",
     "is_local",
     "json_object",
+    "missing_route_hint",
     "path_segment",
     "read_count",
     "registration",
@@ -192,3 +204,51 @@ def get_provider(name: Any) -> Provider:
     provider = import_module(row.module).PROVIDER
     assert isinstance(provider, Provider)
     return provider
+
+
+def answer_without_text(
+    *, provider: str, label: str, kinds: Sequence[str], calls: Sequence[str] = (),
+    body: object = None, container: str,
+) -> NoTextError:
+    """Pure: the one rule, on every provider, for a finished answer that has no text to return.
+
+    Tool calls (and no text) -> ``ToolCallError`` naming them; otherwise ``NoTextError`` naming
+    what came back (``kinds``: the item, block or part types; none for an empty ``container``).
+    An answer with a text part, even an empty one, is a text answer and never comes here.
+    """
+    shown = excerpt_json(body) if body is not None else None
+    if calls:
+        return ToolCallError(
+            message=f"the model answered with tool calls ({', '.join(calls)}) instead of text; "
+            "llmbackend returns text only (the calls are in the error's body)",
+            provider=provider, parameter="tools", kinds=tuple(kinds), calls=tuple(calls),
+            body=shown)
+    what = (f"only {', '.join(dict.fromkeys(kinds))} in its {container}" if kinds
+            else f"an empty {container}")
+    return NoTextError(
+        message=f"{label} finished the answer without any text: it held {what}; llmbackend "
+        "returns text (the answer is in the error's body)",
+        provider=provider, kinds=tuple(kinds), body=shown)
+
+
+#: The provider option ``server``: ``"official"`` (the default: the provider's own API, or a
+#: proxy or emulator of it) or ``"compatible"`` (a compatible server such as vLLM behind
+#: ``base_url``, which takes parameters the provider's own API refuses).
+SERVER_KINDS = ("official", "compatible")
+
+
+def is_compatible_server(request: GenerationRequest) -> bool:
+    """Pure: whether ``request`` goes to a compatible server (provider option
+    ``server="compatible"``) rather than the provider's own API, so that parameters only such a
+    server takes (OpenAI ``seed`` / ``stop``, Anthropic's sampling parameters) are sent."""
+    return request.options.get("server") == "compatible"
+
+
+def missing_route_hint(label: str, route: str) -> str:
+    """Pure: what a 404/405 without the provider's error object means on a batch route: the
+    server behind ``base_url`` has no ``route`` (a compatible server without the batch API), and
+    what to use instead: the batch run as concurrent calls."""
+    return (f" (the server has no {route} route: native batches need {label}'s batch API, which "
+            "compatible servers such as vLLM do not implement; run the batch as concurrent calls "
+            "instead: batch_options={'mode': 'immediate'}, on the command line "
+            "llmbackend batch submit --mode immediate)")

@@ -6,9 +6,13 @@ Reference: https://docs.anthropic.com/en/api/messages and the structured outputs
 Mapping of the portable config:
 - ``max_tokens`` -> ``max_tokens``, which the API requires: ``DEFAULT_MAX_TOKENS`` (4096) when
   the config has none;
-- ``temperature`` -> ``temperature`` (Anthropic's range is 0 to 1: a larger value fails before
-  sending); ``top_p`` -> ``top_p``. Claude models since Opus 4.1 (Sonnet 4.5, Haiku 4.5 and
-  later) accept only one of the two: the API answers 400 when both are set;
+- ``temperature``, ``top_p`` and ``extra["top_k"]``: Anthropic's own API no longer takes them
+  (``SAMPLING_PARAMETERS``; the ``anthropic`` SDK 2.16 lists none of them): each fails with
+  ``UnsupportedError`` before sending, or is dropped with a warning under
+  ``drop_unsupported_params=True``, as ``seed`` is. With the provider option
+  ``server="compatible"`` (a compatible server behind ``base_url``, such as vLLM's
+  ``/v1/messages``) they are sent: ``temperature`` (0 to 1: a larger value fails before
+  sending), ``top_p``, ``top_k``;
 - ``extra["system"]`` -> ``system``; ``extra["stop"]`` (a string or a list) -> ``stop_sequences``;
   every other ``extra`` key is passed through as is;
 - ``seed``: the Messages API has none. It fails with ``UnsupportedError`` unless the client was
@@ -38,7 +42,15 @@ from llmbackend.errors import (
     excerpt,
     excerpt_json,
 )
-from llmbackend.providers import Provider, json_object, read_count
+from llmbackend.providers import (
+    SERVER_KINDS,
+    Provider,
+    answer_without_text,
+    is_compatible_server,
+    json_object,
+    missing_route_hint,
+    read_count,
+)
 from llmbackend.retrying import retry_after_seconds
 from llmbackend.schemas import Schema
 from llmbackend.types import (
@@ -58,6 +70,7 @@ __all__ = [
     "MESSAGES_PATH",
     "NAME",
     "PROVIDER",
+    "SAMPLING_PARAMETERS",
     "STRUCTURED_OUTPUT_METHODS",
     "SUPPORTED_STRING_FORMATS",
     "adapt_schema",
@@ -80,6 +93,9 @@ API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 #: Anthropic's temperature range is 0 to 1 (the portable config allows up to 2, for OpenAI).
 MAX_TEMPERATURE = 1.0
+#: Sampling parameters Anthropic's own Messages API no longer takes, for any model: the
+#: ``anthropic`` SDK 2.16 lists none of them on ``messages.create`` (``MessageCreateParams``).
+SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
 #: How structured outputs are asked for (provider option ``structured_output``).
 STRUCTURED_OUTPUT_METHODS = ("native", "tool")
 
@@ -123,6 +139,10 @@ def build_messages_request(request: GenerationRequest) -> Result[WireRequest, LL
         extra.pop("seed", None)
         warnings.append("Anthropic's Messages API has no 'seed' parameter; it was dropped "
                         "(drop_unsupported_params=True)")
+    sampling = _sampling(request, extra, warnings)
+    if isinstance(sampling, Failure):
+        return sampling
+    temperature, top_p = sampling.unwrap()
     if extra.get("stream"):
         return Failure(UnsupportedError(
             message="config.extra['stream']=True is not supported: llmbackend sends synchronous "
@@ -142,15 +162,15 @@ def build_messages_request(request: GenerationRequest) -> Result[WireRequest, LL
                 provider=NAME, parameter="system",
             ))
         body["system"] = system
-    if config.temperature is not None:
-        if config.temperature > MAX_TEMPERATURE:
+    if temperature is not None:
+        if temperature > MAX_TEMPERATURE:
             return Failure(UnsupportedError(
-                message=f"Anthropic takes temperature from 0 to 1, got {config.temperature:g}",
+                message=f"Anthropic takes temperature from 0 to 1, got {temperature:g}",
                 provider=NAME, parameter="temperature",
             ))
-        body["temperature"] = config.temperature
-    if config.top_p is not None:
-        body["top_p"] = config.top_p
+        body["temperature"] = temperature
+    if top_p is not None:
+        body["top_p"] = top_p
     stop = extra.pop("stop", None)
     if stop is not None:
         sequences = [stop] if isinstance(stop, str) else stop
@@ -176,6 +196,33 @@ def build_messages_request(request: GenerationRequest) -> Result[WireRequest, LL
         method="POST", path=MESSAGES_PATH, json=body,
         headers={"anthropic-version": API_VERSION}, warnings=tuple(warnings),
     ))
+
+
+def _sampling(request: GenerationRequest, extra: dict[str, Any], warnings: list[str]
+              ) -> Result[tuple[float | None, float | None], LLMError]:
+    """The ``temperature`` and ``top_p`` to send. Anthropic's own API takes no sampling
+    parameter (``SAMPLING_PARAMETERS``): each one set fails, or is dropped from ``extra`` with a
+    warning under ``drop_unsupported``; a compatible server (``server="compatible"``) gets them."""
+    config = request.config
+    if is_compatible_server(request):
+        return Success((config.temperature, config.top_p))
+    portable = {"temperature": config.temperature, "top_p": config.top_p}
+    for name in SAMPLING_PARAMETERS:
+        if portable.get(name) is None and name not in extra:
+            continue
+        where = f"config.{name}" if portable.get(name) is not None else f"config.extra[{name!r}]"
+        if not request.drop_unsupported:
+            return Failure(UnsupportedError(
+                message=f"Anthropic's Messages API no longer takes {name!r}, so {where} cannot "
+                "be honoured. Remove it, or create the client with "
+                "drop_unsupported_params=True to drop it with a warning. (For a compatible "
+                "server that takes it, such as vLLM, create the client with "
+                "server='compatible'.)",
+                provider=NAME, parameter=name))
+        extra.pop(name, None)
+        warnings.append(f"Anthropic's Messages API no longer takes {name!r}; it was dropped "
+                        "(drop_unsupported_params=True)")
+    return Success((None, None))
 
 
 def structured_output_method(request: GenerationRequest) -> str:
@@ -288,8 +335,12 @@ def parse_message(
       retryable, like 429 and other 5xx);
     - ``stop_reason`` ``refusal`` -> ``RefusalError``; ``max_tokens`` or
       ``model_context_window_exceeded`` -> ``TruncationError`` with the partial text;
-    - a tool call and no text -> ``UnsupportedError`` (llmbackend returns text), except the one
-      forced tool of ``structured_output="tool"``, whose input is the answer;
+    - a tool call and no text -> ``ToolCallError`` (an ``UnsupportedError`` and an
+      ``OutputError``: llmbackend returns text), except the one forced tool of
+      ``structured_output="tool"``, whose input is the answer;
+    - no text block at all (an empty ``content``, or only thinking, ``server_tool_use``, tool
+      result blocks...) -> ``NoTextError`` naming the block types; an empty text block is an
+      empty answer, ``Success('')``;
     - a body that is not a message -> ``ResponseParseError``.
     Never raises, whatever the bytes.
     """
@@ -311,10 +362,13 @@ def parse_message_object(
     content = body.get("content")
     texts: list[str] = []
     tools: list[dict[str, Any]] = []
+    kinds: list[str] = []
     for block in content if isinstance(content, list) else []:
         if not isinstance(block, dict):
+            kinds.append(type(block).__name__)
             continue
         kind = block.get("type")
+        kinds.append(str(kind))
         if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
         elif kind == "tool_use":
@@ -345,12 +399,11 @@ def parse_message_object(
                     message="the forced tool's input cannot be read as JSON (nested too deep)",
                     provider=NAME))
             tools = []
-    if not text and tools:
-        names = ", ".join(str(t.get("name")) for t in tools)
-        return Failure(UnsupportedError(
-            message=f"the model answered with tool calls ({names}) instead of text; llmbackend "
-            "returns text only (the calls are in the response body)",
-            provider=NAME, parameter="tools"))
+            texts.append(text)
+    if not text and (tools or not texts):
+        return Failure(answer_without_text(
+            provider=NAME, label=LABEL, kinds=kinds, calls=[str(t.get("name")) for t in tools],
+            body=body, container="'content' list"))
     model = body.get("model")
     message_id = body.get("id")
     return Success(Generation(
@@ -379,9 +432,12 @@ def parse_usage(usage: object) -> Usage:
     )
 
 
-def parse_error(response: WireResponse) -> HTTPStatusError:
+def parse_error(response: WireResponse, route: str | None = None) -> HTTPStatusError:
     """Pure: an ``HTTPStatusError`` from a non-2xx response, with Anthropic's
-    ``{"type": "error", "error": {"type", "message"}}`` fields where the body has them."""
+    ``{"type": "error", "error": {"type", "message"}}`` fields where the body has them.
+
+    ``route`` names a batch route the request went to: a 404/405 there without Anthropic's error
+    object says the server lacks it, and to use an immediate batch."""
     body = json_object(response.body)
     error = body.get("error") if body is not None else None
     error_type: str | None = None
@@ -391,9 +447,12 @@ def parse_error(response: WireResponse) -> HTTPStatusError:
     else:
         message = excerpt(response.body, 300)
     retries = f" after {response.attempts} attempts" if response.attempts > 1 else ""
+    hint = (missing_route_hint(LABEL, route) if route is not None
+            and response.status in (404, 405) and not isinstance(error, dict) else "")
     return HTTPStatusError(
         message=f"{LABEL} answered HTTP {response.status}{retries}"
-        + (f" ({error_type})" if error_type else "") + (f": {message}" if message else ""),
+        + (f" ({error_type})" if error_type else "") + (f": {message}" if message else "")
+        + hint,
         provider=NAME, status=response.status, error_type=error_type,
         attempts=response.attempts, body=excerpt(response.body),
         retry_after=retry_after_seconds(response.headers),
@@ -413,5 +472,5 @@ PROVIDER = Provider(
     auth_headers=build_auth_headers,
     build_generation=build_messages_request,
     parse_generation=parse_message,
-    options={"structured_output": STRUCTURED_OUTPUT_METHODS},
+    options={"structured_output": STRUCTURED_OUTPUT_METHODS, "server": SERVER_KINDS},
 )

@@ -35,7 +35,7 @@ from llmbackend.errors import (
     ResponseParseError,
     excerpt,
 )
-from llmbackend.providers import json_object, read_count
+from llmbackend.providers import json_object, path_segment, read_count
 from llmbackend.providers.anthropic import (
     API_VERSION,
     LABEL,
@@ -48,7 +48,6 @@ from llmbackend.types import GenerationRequest, StreamBody, WireRequest, WireRes
 
 __all__ = [
     "BATCHES_PATH",
-    "BATCH_ID",
     "BATCH_OPTIONS",
     "CUSTOM_ID",
     "ITEM_BYTES_LIMIT",
@@ -64,6 +63,7 @@ __all__ = [
     "build_request_encoder",
     "build_results",
     "build_retrieve_batch",
+    "check_part_id",
     "missing_result_error",
     "parse_batch_object",
     "parse_batch_options",
@@ -78,8 +78,11 @@ MAX_REQUESTS = 100_000
 MAX_BYTES = 256_000_000
 #: What the API accepts as a custom id.
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+#: Joins the provider batch ids of a split batch into one handle id; so one provider batch id
+#: never holds it (``batching.batch_id_problem`` refuses it, where ids come in and go out).
 PART_SEPARATOR = "+"
+_ID_KIND = ("an Anthropic batch id (like 'msgbatch_01Ab...', or several joined by '+' for a "
+            "split batch)")
 #: The options ``batch_options`` accepts for native Anthropic batches.
 BATCH_OPTIONS = ("mode", "custom_ids", "max_requests_per_batch", "display_name")
 _HEAD = b'{"requests":['
@@ -195,13 +198,13 @@ def build_create_batch(items: Callable[[], Iterator[bytes]], size: int) -> WireR
 
 def build_retrieve_batch(batch_id: str) -> WireRequest:
     """Pure: ``GET /v1/messages/batches/{id}``."""
-    return WireRequest(method="GET", path=f"{BATCHES_PATH}/{batch_id}",
+    return WireRequest(method="GET", path=f"{BATCHES_PATH}/{path_segment(batch_id)}",
                        headers={"anthropic-version": API_VERSION})
 
 
 def build_cancel_batch(batch_id: str) -> WireRequest:
     """Pure: ``POST /v1/messages/batches/{id}/cancel``."""
-    return WireRequest(method="POST", path=f"{BATCHES_PATH}/{batch_id}/cancel",
+    return WireRequest(method="POST", path=f"{BATCHES_PATH}/{path_segment(batch_id)}/cancel",
                        headers={"anthropic-version": API_VERSION})
 
 
@@ -209,22 +212,20 @@ def build_results(batch_id: str) -> WireRequest:
     """Pure: ``GET /v1/messages/batches/{id}/results``. Built from the id on the client's own
     base URL rather than from the batch's ``results_url``, so that the API key is only ever
     sent where the client was pointed."""
-    return WireRequest(method="GET", path=f"{BATCHES_PATH}/{batch_id}/results",
+    return WireRequest(method="GET", path=f"{BATCHES_PATH}/{path_segment(batch_id)}/results",
                        headers={"anthropic-version": API_VERSION})
 
 
 def split_batch_id(batch_id: object) -> tuple[str, ...]:
-    """Pure: the provider batch ids behind a handle id; ``ConfigurationError`` for anything
-    else."""
-    if not isinstance(batch_id, str) or not batch_id:
-        raise ConfigurationError(message=f"batch id must be a non-empty string, got {batch_id!r}",
-                                 key="batch_id")
-    parts = tuple(batch_id.split(PART_SEPARATOR))
-    if not all(BATCH_ID.fullmatch(part) for part in parts):
-        raise ConfigurationError(
-            message=f"{batch_id!r} is not an Anthropic batch id (like 'msgbatch_01Ab...', or "
-            "several joined by '+' for a split batch)", key="batch_id")
-    return parts
+    """Pure: the provider batch ids behind a handle id, each checked by
+    ``batching.batch_id_problem``; ``ConfigurationError`` for anything else."""
+    return batching.split_job_id(batch_id, PART_SEPARATOR, _ID_KIND)
+
+
+def check_part_id(part_id: object) -> str:
+    """Pure: ``part_id`` if it is one provider batch id (a saved part's), else
+    ``ConfigurationError``."""
+    return batching.check_batch_id(part_id, PART_SEPARATOR, "an Anthropic batch id")
 
 
 # --- parsing --------------------------------------------------------------------------------------
@@ -249,7 +250,7 @@ def parse_batch_object(response: WireResponse) -> Result[AnthropicBatch, LLMErro
     expired, completed otherwise (the status still equals ``"ended"``).
     """
     if not 200 <= response.status < 300:
-        return Failure(parse_error(response))
+        return Failure(parse_error(response, route=f"POST {BATCHES_PATH}"))
     body = json_object(response.body)
     batch_id = body.get("id") if body is not None else None
     status = body.get("processing_status") if body is not None else None
@@ -257,6 +258,10 @@ def parse_batch_object(response: WireResponse) -> Result[AnthropicBatch, LLMErro
         return Failure(ResponseParseError(
             message=f"{LABEL} answered with a body that is not a message batch (no id or "
             "processing_status)", provider=NAME, body=excerpt(response.body)))
+    problem = batching.batch_id_problem(batch_id, PART_SEPARATOR)
+    if problem is not None:
+        return Failure(batching.unusable_batch_id(batch_id, problem, provider=NAME, label=LABEL,
+                                                  body=excerpt(response.body)))
     counts = body.get("request_counts")
     counts = counts if isinstance(counts, dict) else {}
     numbers = {key: (read_count(counts.get(key)) or 0) for key in

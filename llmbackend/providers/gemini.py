@@ -36,7 +36,14 @@ from llmbackend.errors import (
     excerpt,
     excerpt_json,
 )
-from llmbackend.providers import Provider, json_object, path_segment, read_count
+from llmbackend.providers import (
+    Provider,
+    answer_without_text,
+    json_object,
+    missing_route_hint,
+    path_segment,
+    read_count,
+)
 from llmbackend.retrying import retry_after_seconds
 from llmbackend.types import Generation, GenerationRequest, Usage, WireRequest, WireResponse
 
@@ -56,6 +63,7 @@ __all__ = [
     "parse_generate_content",
     "parse_response_object",
     "parse_usage",
+    "part_kind",
 ]
 
 NAME = "gemini"
@@ -203,7 +211,12 @@ def parse_generate_content(
       ``PROHIBITED_CONTENT`` and the like -> ``BlockedError`` naming the reason;
     - ``MAX_TOKENS`` -> ``TruncationError`` with any partial text;
     - another unfinished ``finishReason`` (``OTHER``, ``MALFORMED_FUNCTION_CALL``...) ->
-      ``ProviderError``; only function calls and no text -> ``UnsupportedError``;
+      ``ProviderError``; function calls and no text -> ``ToolCallError`` (an
+      ``UnsupportedError`` and an ``OutputError``);
+    - no text part at all (an empty ``candidates`` list, a candidate without parts, or parts
+      such as ``inlineData`` or ``executableCode`` only) -> ``NoTextError`` naming the part
+      kinds; an empty text part is an empty answer, ``Success('')``;
+    - no ``candidates`` list at all (and no block reason) -> ``ResponseParseError``;
     - a body that is not a response -> ``ResponseParseError``.
     Never raises, whatever the bytes.
     """
@@ -228,15 +241,24 @@ def parse_response_object(
             message=f"{LABEL} blocked the prompt ({blocked})", provider=NAME, reason=blocked))
     candidates = body.get("candidates")
     candidate = candidates[0] if isinstance(candidates, list) and candidates else None
+    if not isinstance(candidates, list):  # as OpenAI's missing 'output': not a response
+        return Failure(ResponseParseError(
+            message=f"{LABEL} answered with a body that is not a response (no 'candidates' "
+            "list)", provider=NAME, body=excerpt_json(body)))
+    if candidate is None:
+        return Failure(answer_without_text(provider=NAME, label=LABEL, kinds=(), body=body,
+                                           container="'candidates' list"))
     if not isinstance(candidate, dict):
         return Failure(ResponseParseError(
-            message=f"{LABEL} answered without a candidate", provider=NAME,
+            message=f"{LABEL} answered with a candidate that is not an object", provider=NAME,
             body=excerpt_json(body)))
     texts: list[str] = []
     calls: list[str] = []
+    kinds: list[str] = []
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
     for part in parts if isinstance(parts, list) else []:
+        kinds.append(part_kind(part))
         if not isinstance(part, dict) or part.get("thought") is True:
             continue  # thought summaries stay in ``raw``
         if isinstance(part.get("text"), str):
@@ -259,11 +281,10 @@ def parse_response_object(
             message=f"{LABEL} ended the answer with finishReason {reason}"
             + (f": {message}" if isinstance(message, str) else ""),
             provider=NAME, error_type=str(reason), body=excerpt_json(body)))
-    if not text and calls:
-        return Failure(UnsupportedError(
-            message=f"the model answered with function calls ({', '.join(calls)}) instead of "
-            "text; llmbackend returns text only (the calls are in the response body)",
-            provider=NAME, parameter="tools"))
+    if not text and (calls or not texts):
+        return Failure(answer_without_text(
+            provider=NAME, label=LABEL, kinds=kinds, calls=calls, body=body,
+            container="candidate's parts"))
     model = body.get("modelVersion")
     response_id = body.get("responseId")
     return Success(Generation(
@@ -272,6 +293,22 @@ def parse_response_object(
         model=model if isinstance(model, str) else request.model,
         response_id=response_id if isinstance(response_id, str) else None, raw=body,
     ))
+
+
+#: Keys of a ``Part`` that are flags or metadata, not what the part holds.
+_PART_METADATA = frozenset({"thought", "thoughtSignature", "partMetadata", "videoMetadata",
+                            "mediaResolution", "audioMetadata", "documentMetadata",
+                            "speechMetadata", "spreadsheetMetadata"})
+
+
+def part_kind(part: object) -> str:
+    """Pure: what a ``Part`` holds, for messages: ``thought`` for a thought summary, else its data
+    field (``text``, ``inlineData``, ``functionCall``, ``executableCode``...)."""
+    if not isinstance(part, dict):
+        return type(part).__name__
+    if part.get("thought") is True:
+        return "thought"
+    return next((str(key) for key in part if key not in _PART_METADATA), "empty part")
 
 
 def parse_usage(usage: object) -> Usage:
@@ -288,9 +325,12 @@ def parse_usage(usage: object) -> Usage:
                  cached_input_tokens=read_count(usage.get("cachedContentTokenCount")))
 
 
-def parse_error(response: WireResponse) -> HTTPStatusError:
+def parse_error(response: WireResponse, route: str | None = None) -> HTTPStatusError:
     """Pure: an ``HTTPStatusError`` from a non-2xx response, with Google's
-    ``{"error": {"code", "message", "status", "details": [{"reason"}]}}`` fields."""
+    ``{"error": {"code", "message", "status", "details": [{"reason"}]}}`` fields.
+
+    ``route`` names a batch route the request went to: a 404/405 there without Google's error
+    object says the server lacks it, and to use an immediate batch."""
     body = json_object(response.body)
     error = body.get("error") if body is not None else None
     status = reason = None
@@ -306,9 +346,11 @@ def parse_error(response: WireResponse) -> HTTPStatusError:
         message = excerpt(response.body, 300)
     kind = "/".join(part for part in (status, reason) if part)
     retries = f" after {response.attempts} attempts" if response.attempts > 1 else ""
+    hint = (missing_route_hint(LABEL, route) if route is not None
+            and response.status in (404, 405) and not isinstance(error, dict) else "")
     return HTTPStatusError(
         message=f"{LABEL} answered HTTP {response.status}{retries}"
-        + (f" ({kind})" if kind else "") + (f": {message}" if message else ""),
+        + (f" ({kind})" if kind else "") + (f": {message}" if message else "") + hint,
         provider=NAME, status=response.status, error_type=status, error_code=reason,
         attempts=response.attempts, body=excerpt(response.body),
         retry_after=retry_after_seconds(response.headers),

@@ -50,6 +50,8 @@ __all__ = [
     "BATCH_OPTIONS",
     "INLINE_LIMIT",
     "MAX_FILE_BYTES",
+    "NAME_PREFIX",
+    "NAME_RESERVED",
     "GeminiBatch",
     "GeminiBatchOptions",
     "ItemEncoder",
@@ -80,6 +82,11 @@ INLINE_LIMIT = 20_000_000
 MAX_FILE_BYTES = 2_000_000_000
 #: The options ``batch_options`` accepts for Gemini.
 BATCH_OPTIONS = ("mode", "display_name", "custom_ids")
+#: A batch's name is ``batches/<id>``; the id is one path segment before a custom verb
+#: (``batches/<id>:cancel``), so it never holds ``/`` or ``:`` (``batching.batch_id_problem``
+#: refuses them, where names come in and go out).
+NAME_PREFIX = "batches/"
+NAME_RESERVED = "/:"
 _STATES = ("BATCH_STATE_", "JOB_STATE_")
 
 
@@ -231,13 +238,18 @@ def build_upload_finish(path: str, chunks: Callable[[], Iterator[bytes]], size: 
 
 def build_retrieve_batch(name: str) -> WireRequest:
     """Pure: ``GET /v1beta/batches/{id}``."""
-    return WireRequest(method="GET", path=f"/{API_VERSION}/{path_segment(name, safe='/')}")
+    return WireRequest(method="GET", path=f"/{API_VERSION}/{_name_path(name)}")
 
 
 def build_cancel_batch(name: str) -> WireRequest:
     """Pure: ``POST /v1beta/batches/{id}:cancel``."""
-    return WireRequest(method="POST",
-                       path=f"/{API_VERSION}/{path_segment(name, safe='/')}:cancel", json={})
+    return WireRequest(method="POST", path=f"/{API_VERSION}/{_name_path(name)}:cancel",
+                       json={})
+
+
+def _name_path(name: str) -> str:
+    """A batch name (``batches/<id>``) in a URL path: the id percent-encoded as one segment."""
+    return NAME_PREFIX + path_segment(name.removeprefix(NAME_PREFIX))
 
 
 def build_download(file_name: str) -> WireRequest:
@@ -247,18 +259,25 @@ def build_download(file_name: str) -> WireRequest:
 
 
 def batch_name(batch_id: object) -> str:
-    """Pure: ``batches/<id>`` from a batch name or a bare id; ``ConfigurationError`` for
-    anything else."""
+    """Pure: ``batches/<id>`` from a batch name or a bare id, the id checked by
+    ``batching.batch_id_problem`` (no ``/`` or ``:``: ``NAME_RESERVED``);
+    ``ConfigurationError`` for anything else."""
     if not isinstance(batch_id, str) or not batch_id:
         raise ConfigurationError(message=f"batch id must be a non-empty string, got {batch_id!r}",
                                  key="batch_id")
-    name = batch_id if batch_id.startswith("batches/") else f"batches/{batch_id}"
-    rest = name[len("batches/"):]
-    if not rest or not all(c.isascii() and (c.isalnum() or c in "-_") for c in rest):
+    name, problem = _checked_name(batch_id)
+    if problem is not None:
         raise ConfigurationError(
-            message=f"{batch_id!r} is not a Gemini batch name (like 'batches/abc123')",
-            key="batch_id")
+            message=f"{batching.shown_id(batch_id)} is not a Gemini batch name (like "
+            f"'batches/abc123'): {problem}", key="batch_id")
     return name
+
+
+def _checked_name(value: str) -> tuple[str, str | None]:
+    """``value`` as a batch name (``batches/`` added to a bare id), and what is wrong with its
+    id (``batching.batch_id_problem``), or ``None``."""
+    name = value if value.startswith(NAME_PREFIX) else NAME_PREFIX + value
+    return name, batching.batch_id_problem(name[len(NAME_PREFIX):], NAME_RESERVED)
 
 
 # --- parsing --------------------------------------------------------------------------------------
@@ -281,7 +300,7 @@ class GeminiBatch:
 def parse_file(response: WireResponse) -> Result[str, LLMError]:
     """Pure: the name (``files/...``) of the file an upload made."""
     if not 200 <= response.status < 300:
-        return Failure(parse_error(response))
+        return Failure(parse_error(response, route=f"POST /upload/{API_VERSION}/files"))
     body = json_object(response.body)
     file = body.get("file", body) if body is not None else None
     name = file.get("name") if isinstance(file, dict) else None
@@ -295,7 +314,7 @@ def parse_file(response: WireResponse) -> Result[str, LLMError]:
 def parse_upload_url(response: WireResponse) -> Result[str, LLMError]:
     """Pure: the ``x-goog-upload-url`` of the first upload step."""
     if not 200 <= response.status < 300:
-        return Failure(parse_error(response))
+        return Failure(parse_error(response, route=f"POST /upload/{API_VERSION}/files"))
     url = response.headers.get("x-goog-upload-url")
     if not url:
         return Failure(ResponseParseError(
@@ -313,7 +332,8 @@ def parse_batch(response: WireResponse) -> Result[GeminiBatch, LLMError]:
     to finish.
     """
     if not 200 <= response.status < 300:
-        return Failure(parse_error(response))
+        return Failure(parse_error(
+            response, route=f"POST /{API_VERSION}/models/{{model}}:batchGenerateContent"))
     body = json_object(response.body)
     meta = body.get("metadata") if body is not None else None
     batch = meta if isinstance(meta, dict) else body
@@ -324,6 +344,10 @@ def parse_batch(response: WireResponse) -> Result[GeminiBatch, LLMError]:
         return Failure(ResponseParseError(
             message=f"{LABEL} answered with a body that is not a batch (no name or state)",
             provider=NAME, body=excerpt(response.body)))
+    name, problem = _checked_name(name)
+    if problem is not None:
+        return Failure(batching.unusable_batch_id(name, problem, provider=NAME, label=LABEL,
+                                                  body=excerpt(response.body)))
     stats = batch.get("batchStats") if isinstance(batch, dict) else None
     stats = stats if isinstance(stats, dict) else {}
     total = read_count(stats.get("requestCount")) or 0

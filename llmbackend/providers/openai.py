@@ -8,9 +8,11 @@ Mapping of the portable config:
 - ``temperature`` -> ``temperature``, ``top_p`` -> ``top_p``,
   ``max_tokens`` -> ``max_output_tokens`` (the API's minimum is 16);
 - ``extra["system"]`` -> ``instructions``; every other ``extra`` key is passed through as is;
-- ``seed`` and ``extra["stop"]`` have no Responses API equivalent: they fail with
-  ``UnsupportedError`` unless the client was made with ``drop_unsupported_params=True``, which
-  drops them with a warning. Nothing is ever dropped silently.
+- ``seed`` and ``extra["stop"]`` have no equivalent in OpenAI's own Responses API: there they
+  fail with ``UnsupportedError`` unless the client was made with ``drop_unsupported_params=True``,
+  which drops them with a warning. Nothing is ever dropped silently. With the provider option
+  ``server="compatible"`` (an OpenAI-compatible server behind ``base_url``, such as vLLM, whose
+  ``/v1/responses`` takes both) they are sent as ``seed`` and ``stop``.
 
 Structured outputs use ``text.format`` of type ``json_schema``, strict where the schema allows it.
 """
@@ -34,7 +36,15 @@ from llmbackend.errors import (
     excerpt,
     excerpt_json,
 )
-from llmbackend.providers import Provider, json_object, read_count
+from llmbackend.providers import (
+    SERVER_KINDS,
+    Provider,
+    answer_without_text,
+    is_compatible_server,
+    json_object,
+    missing_route_hint,
+    read_count,
+)
 from llmbackend.retrying import retry_after_seconds
 from llmbackend.schemas import Schema, is_object_schema, resolve_local_ref, rewrite, subschemas
 from llmbackend.types import (
@@ -100,12 +110,14 @@ def build_response_request(request: GenerationRequest) -> Result[WireRequest, LL
     config = request.config
     extra = dict(config.extra)
     warnings: list[str] = []
+    # OpenAI's own API has neither; a compatible server (vLLM) takes both.
+    official = not is_compatible_server(request)
 
     for name, present in (
         ("seed", config.seed is not None or "seed" in extra),
         ("stop", "stop" in extra),
     ):
-        if not present:
+        if not present or not official:
             continue
         if not request.drop_unsupported:
             return Failure(_unsupported_portable(name))
@@ -134,6 +146,8 @@ def build_response_request(request: GenerationRequest) -> Result[WireRequest, LL
         body["temperature"] = config.temperature
     if config.top_p is not None:
         body["top_p"] = config.top_p
+    if config.seed is not None and not official:
+        body["seed"] = config.seed
     if config.max_tokens is not None:
         if config.max_tokens < MIN_OUTPUT_TOKENS:
             return Failure(UnsupportedError(
@@ -173,7 +187,8 @@ def _unsupported_portable(name: str) -> UnsupportedError:
     return UnsupportedError(
         message=f"OpenAI's Responses API has no {name!r} parameter, so {where} cannot be honoured. "
         "Remove it, or create the client with drop_unsupported_params=True to drop it with a "
-        "warning.",
+        "warning. (For an OpenAI-compatible server that takes it, such as vLLM, create the "
+        "client with server='compatible'.)",
         provider=NAME, parameter=name,
     )
 
@@ -277,7 +292,11 @@ def parse_response(
     - ``status: incomplete`` -> ``TruncationError`` (``max_output_tokens``) or ``BlockedError``
       (``content_filter``), carrying the partial text;
     - ``status: failed`` or another unfinished status -> ``ProviderError``;
-    - only tool calls and no text -> ``UnsupportedError`` (llmbackend returns text);
+    - tool calls and no text -> ``ToolCallError`` (an ``UnsupportedError`` and an
+      ``OutputError``: llmbackend returns text);
+    - no ``output_text`` part at all (an empty ``output``, or only items such as reasoning,
+      ``mcp_approval_request`` or ``program``) -> ``NoTextError`` naming the item types; an empty
+      ``output_text`` is an empty answer, ``Success('')``;
     - a body that is not a Responses object -> ``ResponseParseError``.
     Never raises, whatever the bytes.
     """
@@ -328,12 +347,11 @@ def parse_response_object(
             + (f": {message}" if message else ""),
             provider=NAME, error_type=str(status), error_code=code, body=excerpt_json(body),
         ))
-    if not text and tool_calls:
-        return Failure(UnsupportedError(
-            message=f"the model answered with tool calls ({', '.join(tool_calls)}) instead of "
-            "text; llmbackend returns text only (the calls are in the response body)",
-            provider=NAME, parameter="tools",
-        ))
+    items = output if isinstance(output, list) else []
+    if not text and (tool_calls or not _has_text_part(items)):
+        return Failure(answer_without_text(
+            provider=NAME, label=LABEL, kinds=_item_kinds(items), calls=tool_calls, body=body,
+            container="'output' list"))
     model = body.get("model")
     response_id = body.get("id")
     return Success(Generation(
@@ -373,6 +391,22 @@ def collect_output(output: list[Any]) -> tuple[str, str | None, list[str]]:
     return "".join(texts), ("".join(refusals) if refusals else None), tool_calls
 
 
+def _item_kinds(output: list[Any]) -> list[str]:
+    return [str(item.get("type")) if isinstance(item, dict) else type(item).__name__
+            for item in output]
+
+
+def _has_text_part(output: list[Any]) -> bool:
+    """Whether a message item holds an ``output_text`` part (an empty one is an empty answer)."""
+    return any(
+        isinstance(part, dict) and part.get("type") == "output_text"
+        and isinstance(part.get("text"), str)
+        for item in output
+        if isinstance(item, dict) and item.get("type") == "message"
+        and isinstance(item.get("content"), list)
+        for part in item["content"])
+
+
 def parse_usage(usage: object) -> Usage:
     """Pure: token counts from a Responses ``usage`` object (missing or odd fields -> ``None``)."""
     if not isinstance(usage, dict):
@@ -389,9 +423,12 @@ def parse_usage(usage: object) -> Usage:
     )
 
 
-def parse_error(response: WireResponse) -> HTTPStatusError:
+def parse_error(response: WireResponse, route: str | None = None) -> HTTPStatusError:
     """Pure: an ``HTTPStatusError`` from a non-2xx response, with OpenAI's ``error`` fields
-    (``{"error": {"message", "type", "param", "code"}}``) where the body has them."""
+    (``{"error": {"message", "type", "param", "code"}}``) where the body has them.
+
+    ``route`` names a batch route (``"POST /files"``) the request went to: a 404/405 there
+    without OpenAI's error object says the server lacks it, and to use an immediate batch."""
     body = json_object(response.body)
     error = body.get("error") if body is not None else None
     error_type = param = None
@@ -406,10 +443,12 @@ def parse_error(response: WireResponse) -> HTTPStatusError:
     retries = f" after {response.attempts} attempts" if response.attempts > 1 else ""
     # A 404/405 without OpenAI's error object is a server that lacks the route, which is how an
     # OpenAI-compatible server without the Responses API (or without Files/Batches) answers.
-    hint = (" (the server has no such route: an OpenAI-compatible server behind base_url must "
-            "implement the Responses API, POST /v1/responses, which is the only OpenAI API "
-            "llmbackend speaks; batches need its Files and Batch APIs too)"
-            if response.status in (404, 405) and not isinstance(error, dict) else "")
+    hint = ""
+    if response.status in (404, 405) and not isinstance(error, dict):
+        hint = (missing_route_hint(LABEL, route) if route is not None else
+                " (the server has no such route: an OpenAI-compatible server behind base_url "
+                "must implement the Responses API, POST /v1/responses, which is the only OpenAI "
+                "API llmbackend speaks for answers)")
     return HTTPStatusError(
         message=f"{LABEL} answered HTTP {response.status}{retries}"
         + (f" ({kind})" if kind else "") + (f": {message}" if message else "") + hint,
@@ -443,4 +482,5 @@ PROVIDER = Provider(
     auth_headers=build_auth_headers,
     build_generation=build_response_request,
     parse_generation=parse_response,
+    options={"server": SERVER_KINDS},
 )

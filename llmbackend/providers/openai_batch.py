@@ -55,7 +55,6 @@ from llmbackend.types import (
 )
 
 __all__ = [
-    "BATCH_ID",
     "BATCH_OPTIONS",
     "COMPLETION_WINDOWS",
     "CUSTOM_ID",
@@ -78,7 +77,9 @@ __all__ = [
     "build_line_encoder",
     "build_list_batches",
     "build_retrieve_batch",
+    "check_batch",
     "check_custom_ids",
+    "check_part_id",
     "find_batch",
     "join_batch_ids",
     "missing_result_error",
@@ -106,10 +107,11 @@ MAX_METADATA_VALUE = 512
 #: knows accepts (at most 64 characters of letters, digits, ``_ - . :``), so that an id is
 #: refused here, before any upload, rather than by the provider after it.
 CUSTOM_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-#: What a batch id may look like (it becomes part of a URL path).
-BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-#: Joins the provider batch ids of a split batch into one handle id.
+#: Joins the provider batch ids of a split batch into one handle id; so one provider batch id
+#: never holds it (``batching.batch_id_problem`` refuses it, where ids come in and go out).
 PART_SEPARATOR = "+"
+_ID_KIND = ("an OpenAI batch id (like 'batch_abc123', or several joined by '+' for a split "
+            "batch)")
 #: The options ``batch_options`` accepts for OpenAI.
 BATCH_OPTIONS = ("mode", "display_name", "completion_window", "custom_ids", "system",
                  "max_requests_per_batch")
@@ -331,22 +333,15 @@ def build_file_content(file_id: str) -> WireRequest:
 
 
 def split_batch_id(batch_id: object) -> tuple[str, ...]:
-    """Pure: the provider batch ids behind a handle id (one, or several joined by ``+``).
+    """Pure: the provider batch ids behind a handle id (one, or several joined by ``+``), each
+    checked by ``batching.batch_id_problem``; ``ConfigurationError`` for anything else."""
+    return batching.split_job_id(batch_id, PART_SEPARATOR, _ID_KIND)
 
-    Raises ``ConfigurationError`` for anything that is not such an id.
-    """
-    if not isinstance(batch_id, str) or not batch_id:
-        raise ConfigurationError(message=f"batch id must be a non-empty string, got {batch_id!r}",
-                                 key="batch_id")
-    parts = tuple(batch_id.split(PART_SEPARATOR))
-    for part in parts:
-        if not BATCH_ID.fullmatch(part):
-            raise ConfigurationError(
-                message=f"{batch_id!r} is not an OpenAI batch id (like 'batch_abc123', or "
-                "several joined by '+' for a split batch)",
-                key="batch_id",
-            )
-    return parts
+
+def check_part_id(part_id: object) -> str:
+    """Pure: ``part_id`` if it is one provider batch id (a saved part's), else
+    ``ConfigurationError``."""
+    return batching.check_batch_id(part_id, PART_SEPARATOR, "an OpenAI batch id")
 
 
 def join_batch_ids(ids: Sequence[str]) -> str:
@@ -385,7 +380,7 @@ class OpenAIBatch:
 def parse_file_object(response: WireResponse) -> Result[str, LLMError]:
     """Pure: the id of the file that ``POST /files`` created, or the failure reported."""
     if not 200 <= response.status < 300:
-        return Failure(parse_error(response))
+        return Failure(parse_error(response, route="POST /files"))
     body = json_object(response.body)
     file_id = body.get("id") if body is not None else None
     if not isinstance(file_id, str) or not file_id:
@@ -399,7 +394,7 @@ def parse_file_object(response: WireResponse) -> Result[str, LLMError]:
 def parse_batch_object(response: WireResponse) -> Result[OpenAIBatch, LLMError]:
     """Pure: a batch object (from create, retrieve or cancel), or the failure reported."""
     if not 200 <= response.status < 300:
-        return Failure(parse_error(response))
+        return Failure(parse_error(response, route="POST /batches"))
     body = json_object(response.body)
     batch = batch_from_object(body) if body is not None else None
     if batch is None:
@@ -407,7 +402,17 @@ def parse_batch_object(response: WireResponse) -> Result[OpenAIBatch, LLMError]:
             message=f"{LABEL} answered with a body that is not a batch object (no id or status)",
             provider=NAME, body=excerpt(response.body),
         ))
-    return Success(batch)
+    return check_batch(batch, excerpt(response.body))
+
+
+def check_batch(batch: OpenAIBatch, body: str | None = None) -> Result[OpenAIBatch, LLMError]:
+    """Pure: ``batch``, unless its id is one llmbackend cannot use (``batching.batch_id_problem``:
+    it could not be attached, restored or printed later): then the error that shows it."""
+    problem = batching.batch_id_problem(batch.id, PART_SEPARATOR)
+    if problem is None:
+        return Success(batch)
+    return Failure(batching.unusable_batch_id(batch.id, problem, provider=NAME, label=LABEL,
+                                              body=body))
 
 
 def batch_from_object(body: dict[str, Any]) -> OpenAIBatch | None:
@@ -448,7 +453,7 @@ def _issues(errors: object) -> tuple[BatchIssue, ...]:
 def parse_batch_list(response: WireResponse) -> Result[list[OpenAIBatch], LLMError]:
     """Pure: the batch objects of a ``GET /batches`` page (unreadable entries are skipped)."""
     if not 200 <= response.status < 300:
-        return Failure(parse_error(response))
+        return Failure(parse_error(response, route="GET /batches"))
     body = json_object(response.body)
     data = body.get("data") if body is not None else None
     if not isinstance(data, list):
