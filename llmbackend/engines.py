@@ -25,6 +25,7 @@ from llmbackend.errors import (
     MissingDependencyError,
     UnsupportedError,
 )
+from llmbackend.messages import Conversation
 from llmbackend.providers import local
 from llmbackend.types import FinishReason, Generation, GenerationConfig, StructuredOutput, Usage
 
@@ -64,9 +65,10 @@ class Engine:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r})"
 
-    def generate(self, prompts: Sequence[str], config: GenerationConfig,
+    def generate(self, prompts: Sequence[str | Conversation], config: GenerationConfig,
                  schema: StructuredOutput[Any] | None) -> list[Result[Generation[str], LLMError]]:
-        """Every prompt's answer, in order, from one batched run of the runtime."""
+        """Every prompt's answer (a prompt: a string, or a conversation, a tuple of messages), in
+        order, from one batched run of the runtime."""
         inputs = local.prompt_inputs(
             prompts, config, apply_chat_template=bool(self.options.get("apply_chat_template")))
         with self._lock:
@@ -98,12 +100,30 @@ class Engine:
         raise NotImplementedError
 
     def _render(self, inputs: Sequence[local.PromptInput]) -> list[str]:
-        """Each input as the text the model reads: raw, or rendered with the chat template."""
+        """Each input as the text the model reads: raw, or rendered with the chat template (a
+        prefill: the last, assistant, message continued, no generation prompt)."""
         tokenizer: Any = self.__dict__["_tokenizer"]
         add_generation_prompt = self.options.get("add_generation_prompt", True)
-        return [item.text if item.text is not None else tokenizer.apply_chat_template(
-            list(item.messages or ()), add_generation_prompt=add_generation_prompt,
-            tokenize=False) for item in inputs]
+        texts = []
+        for item in inputs:
+            if item.text is not None:
+                texts.append(item.text)
+                continue
+            turns = {"continue_final_message": True} if item.prefill else {
+                "add_generation_prompt": add_generation_prompt}
+            try:
+                texts.append(tokenizer.apply_chat_template(
+                    list(item.messages or ()), tokenize=False, **turns))
+            except Exception as exc:
+                if not _template_error(exc):
+                    raise
+                raise ConfigurationError(
+                    message=f"{self.provider.label} could not render a conversation with the "
+                    f"chat template of {self.model!r}: {type(exc).__name__}: {exc} (a list of "
+                    "messages, like config.extra['conversation'], needs the tokenizer's chat "
+                    "template, and one that takes these roles in this order)",
+                    key="input") from exc
+        return texts
 
     def _json_grammar(self, xgrammar: Any, schema: StructuredOutput[Any],
                       hf_tokenizer: Any, vocab_size: int) -> Any:
@@ -125,6 +145,18 @@ class Engine:
             model=self.model, usage=Usage(input_tokens=prompt_tokens,
                                           output_tokens=completion_tokens),
             raw=raw))
+
+
+def _template_error(exc: Exception) -> bool:
+    """Whether ``exc`` is the chat template refusing (no template, or a template that raises,
+    e.g. roles that must alternate): a ``ValueError`` or a jinja2 ``TemplateError``."""
+    if isinstance(exc, ValueError):
+        return True
+    try:
+        from jinja2 import TemplateError
+    except ImportError:  # pragma: no cover - the runtimes render templates with jinja2
+        return False
+    return isinstance(exc, TemplateError)
 
 
 def _cut_at_stop(text: str, stops: Sequence[str] | None) -> tuple[str, bool]:

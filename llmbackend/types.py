@@ -19,6 +19,8 @@ from llmbackend.errors import ConfigurationError
 if TYPE_CHECKING:
     from attrs import Attribute
 
+    from llmbackend.messages import Message
+
 __all__ = [
     "ConfigInput",
     "FinishReason",
@@ -319,7 +321,8 @@ class GenerationRequest:
     """
 
     model: str
-    input: str
+    #: The prompt, or a checked conversation (``llmbackend.messages.check_input``).
+    input: str | tuple[Message, ...]
     config: GenerationConfig = field(factory=GenerationConfig)
     schema: StructuredOutput[Any] | None = None
     drop_unsupported: bool = False

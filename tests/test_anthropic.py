@@ -462,3 +462,216 @@ def test_a_missing_batch_route_names_it_and_the_immediate_mode() -> None:
     assert isinstance(error, HTTPStatusError)
     assert "POST /v1/messages/batches" in error.message
     assert "batch_options={'mode': 'immediate'}" in error.message
+
+
+# --- messages in ----------------------------------------------------------------------------------
+
+from itertools import groupby, pairwise  # noqa: E402
+
+from llmbackend.messages import ROLES, Conversation, Message, check_input, split_system  # noqa: E402
+
+message_texts = st.text(max_size=40)  # no lone surrogates: the default alphabet excludes them
+#: Any valid conversation: roles from ``ROLES``, at least one turn that is not a system message.
+conversations = st.lists(st.builds(Message, st.sampled_from(ROLES), message_texts),
+                         min_size=1, max_size=8).filter(
+    lambda turns: any(turn.role != "system" for turn in turns)).map(tuple)
+
+
+def build_input(value: str | Conversation, config: GenerationConfig | None = None,
+                schema: StructuredOutput[Any] | None = None, **options: Any
+                ) -> Success[WireRequest] | Failure[Any]:
+    result = anthropic.build_messages_request(GenerationRequest(
+        model="claude-sonnet-4-5", input=value, config=config or GenerationConfig(),
+        schema=schema, options=options))
+    assert isinstance(result, Success | Failure)
+    return result
+
+
+def refused(value: str | Conversation, config: GenerationConfig | None = None,
+            schema: StructuredOutput[Any] | None = None, **options: Any) -> UnsupportedError:
+    result = build_input(value, config, schema, **options)
+    assert isinstance(result, Failure), result
+    error = result.failure()
+    assert isinstance(error, UnsupportedError)
+    return error
+
+
+def merged_turns(turns: Conversation) -> list[dict[str, str]]:
+    """The rule, written again: consecutive same-role turns joined by a blank line."""
+    return [{"role": role, "content": "\n\n".join(turn.content for turn in group)}
+            for role, group in groupby(turns, key=lambda turn: turn.role)]
+
+
+def conversation(*pairs: tuple[str, str]) -> Conversation:
+    checked = check_input([{"role": role, "content": content} for role, content in pairs])
+    assert isinstance(checked, tuple)
+    return checked
+
+
+@settings(max_examples=200)
+@given(conversations, st.sampled_from(["official", "compatible"]))
+def test_any_conversation_builds_and_its_turns_survive_in_order(
+    turns: Conversation, server: str
+) -> None:
+    system, rest = split_system(turns)
+    prefill = rest[-1].content if rest[-1].role == "assistant" else None
+    result = build_input(turns, server=server)
+    if rest[0].role != "user":
+        error = result.failure()
+        assert isinstance(error, UnsupportedError) and error.parameter == "input"
+        assert "starts with an assistant turn" in str(error)
+        return
+    if prefill is not None and server == "official":
+        ends = merged_turns(rest)[-1]["content"]
+        if ends != ends.rstrip():
+            error = result.failure()
+            assert isinstance(error, UnsupportedError) and error.parameter == "input"
+            assert "ends with whitespace" in str(error)
+            return
+    assert isinstance(result, Success), result
+    body = result.unwrap().json
+    assert body["messages"] == merged_turns(rest)
+    roles = [message["role"] for message in body["messages"]]
+    assert roles[0] == "user"
+    assert all(a != b for a, b in pairwise(roles))  # alternating
+    assert body.get("system") == ("\n\n".join(system) if system else None)
+    assert json.loads(json.dumps(body)) == body
+
+
+@given(strategies.prompts, strategies.anthropic_configs)
+def test_one_user_message_builds_exactly_the_body_of_the_plain_prompt(
+    prompt: str, config: GenerationConfig
+) -> None:
+    plain = build_input(prompt, config, server="compatible")
+    assert build_input((Message("user", prompt),), config, server="compatible") == plain
+
+
+def test_system_messages_are_lifted_into_system_joined_in_order() -> None:
+    turns = conversation(("system", "Be brief."), ("user", "Hi"), ("system", "Answer in French."),
+                         ("assistant", "Bonjour"), ("user", "Ça va ?"))
+    body = build_input(turns).unwrap().json
+    assert body["system"] == "Be brief.\n\nAnswer in French."
+    assert body["messages"] == [{"role": "user", "content": "Hi"},
+                                {"role": "assistant", "content": "Bonjour"},
+                                {"role": "user", "content": "Ça va ?"}]
+
+
+def test_consecutive_turns_of_one_role_are_merged_with_a_blank_line() -> None:
+    turns = conversation(("user", "First."), ("user", "Second."), ("assistant", "A"),
+                         ("assistant", "B"), ("user", "Third."))
+    assert build_input(turns).unwrap().json["messages"] == [
+        {"role": "user", "content": "First.\n\nSecond."},
+        {"role": "assistant", "content": "A\n\nB"},
+        {"role": "user", "content": "Third."}]
+
+
+@pytest.mark.parametrize("system", ["Be brief.", [{"type": "text", "text": "Be brief."}]])
+def test_a_system_message_and_extra_system_together_are_refused(system: object) -> None:
+    error = refused(conversation(("system", "Be kind."), ("user", "Hi")),
+                    GenerationConfig(extra={"system": system}))
+    assert error.parameter == "system"
+    assert str(error) == ("give the system prompt once: as a system message or in "
+                          "config.extra['system'], not both")
+    # Either alone is fine.
+    body = build_input(conversation(("user", "Hi")), GenerationConfig(extra={"system": system})
+                       ).unwrap().json
+    assert body["system"] == system
+
+
+def test_a_conversation_must_start_with_the_users_turn() -> None:
+    error = refused(conversation(("system", "S"), ("assistant", "Hello!"), ("user", "Hi")))
+    assert error.parameter == "input"
+    assert "starts with an assistant turn" in str(error)
+
+
+def test_a_trailing_assistant_turn_is_sent_as_a_prefill() -> None:
+    turns = conversation(("user", "Greek name for the Sun? (A) Sol (B) Helios"),
+                         ("assistant", "The best answer is ("))
+    body = build_input(turns).unwrap().json
+    assert body["messages"][-1] == {"role": "assistant", "content": "The best answer is ("}
+    disabled = GenerationConfig(extra={"thinking": {"type": "disabled"}})
+    assert build_input(turns, disabled).unwrap().json["messages"] == body["messages"]
+
+
+@pytest.mark.parametrize(("config", "schema", "options", "words"), [
+    (None, StructuredOutput(pydantic_model=Author), {}, "schema"),
+    (None, StructuredOutput(pydantic_model=Author), {"structured_output": "tool"}, "schema"),
+    (GenerationConfig(extra={"thinking": {"type": "enabled", "budget_tokens": 2048}}), None, {},
+     "extended thinking"),
+    (GenerationConfig(extra={"thinking": {"type": "adaptive"}}), None, {}, "extended thinking"),
+])
+def test_a_prefill_the_api_refuses_fails_before_sending(
+    config: GenerationConfig | None, schema: StructuredOutput[Any] | None,
+    options: dict[str, Any], words: str
+) -> None:
+    turns = conversation(("user", "Name a city"), ("assistant", "{"))
+    error = refused(turns, config, schema, **options)
+    assert error.parameter == "input"
+    assert "ends with an assistant turn" in str(error) and words in str(error)
+    # The same conversation ending with the user's turn builds.
+    assert isinstance(build_input(turns[:1], config, schema, **options), Success)
+
+
+def test_a_prefill_ending_in_whitespace_is_refused_on_anthropics_own_api_only() -> None:
+    turns = conversation(("user", "Go on"), ("assistant", "As an AI assistant, I "))
+    assert "ends with whitespace" in str(refused(turns))
+    assert build_input(turns, server="compatible").unwrap().json["messages"][-1]["content"] == (
+        "As an AI assistant, I ")
+
+
+def _sdk_body(**params: Any) -> tuple[str, dict[str, Any]]:
+    """What the ``anthropic`` SDK itself sends for ``messages.create(**params)``: captured by an
+    httpx mock transport in front of the SDK's own request building (the SDK runs on
+    ``httpx2``)."""
+    import anthropic as sdk
+    import httpx2
+
+    seen: list[httpx2.Request] = []
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(200, json={
+            "id": "msg_1", "type": "message", "role": "assistant", "model": params["model"],
+            "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+            "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}})
+
+    with httpx2.Client(transport=httpx2.MockTransport(answer)) as http, sdk.Anthropic(
+            api_key="k", base_url="http://sdk.invalid", max_retries=0, http_client=http) as client:
+        client.messages.create(**params)
+    (request,) = seen
+    return request.url.path, json.loads(request.content)
+
+
+def test_a_conversation_is_the_body_the_sdk_sends_for_its_own_typed_messages() -> None:
+    from anthropic.types import MessageParam, TextBlockParam
+
+    turns = conversation(("system", "You translate."), ("system", "Be literal."),
+                         ("user", "cat"), ("assistant", "chat"), ("user", "dog"),
+                         ("assistant", "chi"))
+    ours = build_input(turns, GenerationConfig(max_tokens=64)).unwrap()
+    sdk_messages: list[MessageParam] = [
+        {"role": "user", "content": "cat"}, {"role": "assistant", "content": "chat"},
+        {"role": "user", "content": "dog"}, {"role": "assistant", "content": "chi"}]
+    path, sent = _sdk_body(model="claude-sonnet-4-5", max_tokens=64, messages=sdk_messages,
+                           system="You translate.\n\nBe literal.")
+    assert (ours.method, ours.path) == ("POST", path)
+    assert ours.json == sent
+    # The string content is the SDK's shorthand for one text block: the block form reads the same.
+    blocks: list[TextBlockParam] = [{"type": "text", "text": "cat"}]
+    _, block_form = _sdk_body(model="claude-sonnet-4-5", max_tokens=64,
+                              messages=[{"role": "user", "content": blocks}])
+    assert block_form["messages"][0]["content"][0]["text"] == ours.json["messages"][0]["content"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(conversations.filter(lambda turns: split_system(turns)[1][0].role == "user"))
+def test_any_conversation_validates_as_the_sdks_create_params(turns: Conversation) -> None:
+    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
+    from pydantic import TypeAdapter
+
+    result = build_input(turns, server="compatible")  # compatible: no whitespace rule
+    body = result.unwrap().json
+    params = TypeAdapter(MessageCreateParamsNonStreaming).validate_python(body)
+    assert [dict(message) for message in params["messages"]] == body["messages"]
+    _, sent = _sdk_body(**body)
+    assert sent == body

@@ -296,3 +296,79 @@ def test_natural_order_puts_default_ids_in_input_order() -> None:
     assert sorted(shuffled, key=natural_key) == ids
     assert sorted(ids) != ids  # plain string order would put request-10 before request-2
     assert sorted(["b", "a10", "a9"], key=natural_key) == ["a9", "a10", "b"]
+
+
+# --- messages in ----------------------------------------------------------------------------------
+
+from attrs import evolve  # noqa: E402
+
+from llmbackend.errors import UnsupportedError  # noqa: E402
+from llmbackend.messages import Conversation, Message  # noqa: E402
+from tests.test_anthropic import conversations  # noqa: E402
+
+batch_inputs = st.lists(st.tuples(custom_ids, strategies.prompts | conversations), max_size=5,
+                        unique_by=lambda item: item[0])
+
+
+@settings(max_examples=100)
+@given(strategies.anthropic_configs, st.none() | strategies.json_schemas, st.booleans(),
+       batch_inputs)
+def test_each_conversation_item_carries_exactly_its_sync_params(
+    config: GenerationConfig, schema: dict[str, Any] | None, with_system: bool,
+    items: list[tuple[str, str | Conversation]],
+) -> None:
+    if with_system:
+        config = evolve(config, extra={**config.extra, "system": "Be brief."})
+    request = GenerationRequest(model="claude-sonnet-4-5", input="", config=config,
+                                schema=StructuredOutput(schema=schema) if schema else None,
+                                options={"server": "compatible"})
+    encoder = wire.build_request_encoder(request).unwrap()
+    expected: list[dict[str, Any]] = []
+    for custom_id, value in items:
+        sync = anthropic.build_messages_request(evolve(request, input=value))
+        encoded = encoder.encode(custom_id, value)
+        if isinstance(sync, Failure):
+            error = encoded.failure()
+            assert isinstance(error, UnsupportedError)
+            assert error.parameter == sync.failure().parameter
+            assert str(error) == f"batch request {custom_id!r}: {sync.failure()}"
+            with pytest.raises(UnsupportedError):
+                encoder.item(custom_id, value)
+            continue
+        item = json.loads(encoded.unwrap())
+        assert item == {"custom_id": custom_id, "params": sync.unwrap().json}
+        expected.append(item)
+    good = [(c, v) for c, v in items
+            if isinstance(anthropic.build_messages_request(evolve(request, input=v)), Success)]
+    joined = wire.SEPARATOR.join(encoder.items([c for c, _ in good], [v for _, v in good]))
+    assert json.loads(b"[" + joined + b"]") == expected
+
+
+def test_a_mixed_batch_gives_each_item_its_own_messages() -> None:
+    request = GenerationRequest(model="claude-sonnet-4-5", input="")
+    encoder = wire.build_request_encoder(request).unwrap()
+    few_shot = (Message("system", "Classify the sentiment."), Message("user", "I loved it"),
+                Message("assistant", "positive"), Message("user", "Meh"))
+    joined = wire.SEPARATOR.join(encoder.items(["a", "b", "c"],
+                                               ["Plain prompt", few_shot, (Message("user", "x"),)]))
+    items = json.loads(b"[" + joined + b"]")
+    assert [item["custom_id"] for item in items] == ["a", "b", "c"]
+    assert items[0]["params"]["messages"] == [{"role": "user", "content": "Plain prompt"}]
+    assert items[1]["params"]["system"] == "Classify the sentiment."
+    assert items[1]["params"]["messages"] == [
+        {"role": "user", "content": "I loved it"}, {"role": "assistant", "content": "positive"},
+        {"role": "user", "content": "Meh"}]
+    assert "system" not in items[2]["params"]
+    # A one-user-message conversation is byte for byte the plain prompt's item.
+    assert encoder.item("c", (Message("user", "x"),)) == encoder.item("c", "x")
+
+
+def test_a_conversation_item_the_api_refuses_names_its_custom_id() -> None:
+    request = GenerationRequest(model="claude-sonnet-4-5", input="",
+                                config=GenerationConfig(extra={"system": "S"}))
+    encoder = wire.build_request_encoder(request).unwrap()
+    bad = (Message("system", "T"), Message("user", "Hi"))
+    with pytest.raises(UnsupportedError) as raised:
+        list(encoder.items(["ok", "bad"], ["fine", bad]))
+    assert raised.value.parameter == "system"
+    assert str(raised.value).startswith("batch request 'bad': give the system prompt once")

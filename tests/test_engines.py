@@ -236,3 +236,96 @@ def test_vllm_passes_extra_to_sampling_params(chat: dict[str, llmbackend.Client]
         "max_tokens": 3, "extra": {"presence_penalty": 0.5, "top_k": 5}}), str)
     with pytest.raises(UnsupportedError, match="SamplingParams"):
         chat["vllm"].get_response("x", config={"extra": {"not_a_sampling_option": 1}})
+
+
+# --- message-list input (issue 15) ----------------------------------------------------------------
+
+
+def _engine(client: llmbackend.Client) -> Any:
+    """The client's loaded engine: it takes conversation inputs (the faces take them later)."""
+    return client._backend.engine  # type: ignore[attr-defined]
+
+
+def _conversations() -> list[Any]:
+    from llmbackend.messages import Message
+
+    return [(Message(role="system", content="Be brief."), Message(role="user", content="Hi"),
+             Message(role="assistant", content="Hello!"),
+             Message(role="user", content="Tell me a story")),
+            (Message(role="user", content="Why is the sky blue?"),)]
+
+
+def _same_as_extra_conversation(engine: Any) -> None:
+    from llmbackend.types import GenerationConfig
+
+    config = GenerationConfig(max_tokens=8)
+    conversations = _conversations()
+    as_input = engine.generate(conversations, config, None)
+    dicts = [[m.to_dict() for m in conversation] for conversation in conversations]
+    through_extra = engine.generate(["label a", "label b"], GenerationConfig(
+        max_tokens=8, extra={"conversations": dicts}), None)
+    (alone,) = engine.generate(["label"], GenerationConfig(
+        max_tokens=8, extra={"conversation": dicts[0]}), None)
+    tokenizer = engine._tokenizer
+    for first, second in zip(as_input, [*through_extra, alone], strict=False):
+        one, other = first.unwrap(), second.unwrap()
+        assert one.raw["prompt"] == other.raw["prompt"]
+        assert (tokenizer.encode(one.raw["prompt"], add_special_tokens=False)
+                == tokenizer.encode(other.raw["prompt"], add_special_tokens=False))
+        assert one.usage.input_tokens == other.usage.input_tokens
+        assert one.raw["token_ids"] == other.raw["token_ids"]  # the same greedy answer
+        assert one.text == other.text
+    assert as_input[0].unwrap().raw["prompt"] == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nTell me a story<|im_end|>\n"
+        "<|im_start|>assistant\n")
+
+
+def test_a_message_list_input_is_the_same_as_extra_conversation(tiny_model: Path) -> None:
+    # Default options (no apply_chat_template): a conversation is always rendered with the
+    # template, given as the input or through extra.conversation(s).
+    client = llmbackend.client("transformers", str(tiny_model))
+    try:
+        _same_as_extra_conversation(_engine(client))
+    finally:
+        client.close()
+
+
+def test_a_trailing_assistant_turn_is_continued(tiny_model: Path) -> None:
+    from llmbackend.messages import Message
+    from llmbackend.types import GenerationConfig
+
+    client = llmbackend.client("transformers", str(tiny_model))  # plain prompts sent raw
+    engine = _engine(client)
+    prefill = (Message(role="user", content="Tell me a story"),
+               Message(role="assistant", content="Once upon a"))
+    (outcome,) = engine.generate([prefill], GenerationConfig(max_tokens=6), None)
+    rendered = ("<|im_start|>user\nTell me a story<|im_end|>\n<|im_start|>assistant\n"
+                "Once upon a")
+    assert outcome.unwrap().raw["prompt"] == rendered  # no end of turn, no new assistant turn
+    # The same text, sent raw, makes the same tokens: the model continues the message.
+    (raw,) = engine.generate([rendered], GenerationConfig(max_tokens=6), None)
+    assert outcome.unwrap().raw["token_ids"] == raw.unwrap().raw["token_ids"]
+    client.close()
+
+
+def test_a_conversation_needs_a_chat_template(tiny_model: Path) -> None:
+    from llmbackend.types import GenerationConfig
+
+    client = llmbackend.client("transformers", str(tiny_model))
+    try:
+        engine = _engine(client)
+        assert engine.generate(["x"], GenerationConfig(max_tokens=1), None)[0].unwrap()  # loads
+        engine._tokenizer.chat_template = None
+        with pytest.raises(ConfigurationError, match="needs the tokenizer's chat template"):
+            engine.generate([_conversations()[1]], GenerationConfig(max_tokens=1), None)
+    finally:
+        client.close()
+
+
+def test_vllm_takes_a_message_list_input_like_extra_conversation(
+    chat: dict[str, llmbackend.Client]
+) -> None:
+    if "vllm" not in chat:
+        pytest.skip("vllm not installed")
+    _same_as_extra_conversation(_engine(chat["vllm"]))

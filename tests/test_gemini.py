@@ -22,6 +22,7 @@ from llmbackend.errors import (
     TruncationError,
     UnsupportedError,
 )
+from llmbackend.messages import ROLES, Message, check_input
 from llmbackend.providers import gemini
 from llmbackend.providers import gemini_batch as wire
 from llmbackend.types import (
@@ -460,3 +461,187 @@ def test_a_server_without_the_batch_routes_names_the_route_and_the_immediate_mod
     assert isinstance(error, HTTPStatusError)
     assert f"no {route} route" in error.message
     assert "batch_options={'mode': 'immediate'}" in error.message
+
+
+# --- messages (issue 15) --------------------------------------------------------------------------
+
+#: Any valid conversation: roles from ``ROLES``, text contents, at least one non-system turn.
+conversations = st.lists(
+    st.builds(Message, role=st.sampled_from(ROLES), content=strategies.prompts),
+    min_size=1, max_size=8,
+).filter(lambda messages: any(m.role != "system" for m in messages)).map(tuple)
+#: Gemini configs, with or without a system instruction given in ``extra``.
+gemini_configs = strategies.configs(seeds=st.none() | st.integers(), extra=st.fixed_dictionaries(
+    {}, optional={"stop": st.text(max_size=5), "topK": st.integers(1, 40)})
+    | st.sampled_from(gemini.SYSTEM_KEYS).flatmap(
+        lambda key: st.fixed_dictionaries({key: st.text(max_size=20)})))
+
+
+def _body(input: str | tuple[Message, ...], config: GenerationConfig | None = None,
+          schema: StructuredOutput[Any] | None = None) -> Any:
+    return gemini.build_request_body(GenerationRequest(
+        model="gemini-2.5-flash", input=input, config=config or GenerationConfig(),
+        schema=schema))
+
+
+def _ends_with_a_prefill(messages: tuple[Message, ...]) -> bool:
+    return [m for m in messages if m.role != "system"][-1].role == "assistant"
+
+
+def test_a_conversation_maps_to_contents_and_system_instruction() -> None:
+    messages = check_input([
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"},
+        Message(role="system", content="Answer in French."),
+        {"role": "user", "content": "3+3?"}])
+    assert isinstance(messages, tuple)
+    assert _body(messages, GenerationConfig(temperature=0.0)).unwrap() == {
+        "contents": [{"role": "user", "parts": [{"text": "2+2?"}]},
+                     {"role": "model", "parts": [{"text": "4"}]},
+                     {"role": "user", "parts": [{"text": "3+3?"}]}],
+        "systemInstruction": {"parts": [{"text": "You are terse.\n\nAnswer in French."}]},
+        "generationConfig": {"temperature": 0.0},
+    }
+    request = gemini.build_generate_content(GenerationRequest(model="gemini-2.5-flash",
+                                                              input=messages)).unwrap()
+    assert request.path == "/v1beta/models/gemini-2.5-flash:generateContent"
+
+
+@settings(max_examples=150)
+@given(conversations, gemini_configs)
+def test_any_conversation_builds_and_keeps_its_turns_in_order(
+    messages: tuple[Message, ...], config: GenerationConfig
+) -> None:
+    built = _body(messages, config)
+    config_system = any(key in config.extra for key in gemini.SYSTEM_KEYS)
+    has_system = any(m.role == "system" for m in messages)
+    if has_system and config_system:
+        error = built.failure()
+        assert isinstance(error, UnsupportedError) and error.parameter == "system"
+        return
+    if _ends_with_a_prefill(messages):
+        error = built.failure()
+        assert isinstance(error, UnsupportedError) and error.parameter == "input"
+        return
+    body = built.unwrap()
+    turns = [m for m in messages if m.role != "system"]
+    assert [(c["role"], [p["text"] for p in c["parts"]]) for c in body["contents"]] == [
+        ({"user": "user", "assistant": "model"}[m.role], [m.content]) for m in turns]
+    if has_system:
+        assert body["systemInstruction"] == {"parts": [{"text": "\n\n".join(
+            m.content for m in messages if m.role == "system")}]}
+    else:
+        assert body.get("systemInstruction") == _body("x", config).unwrap().get(
+            "systemInstruction")
+    assert {k: v for k, v in body.items() if k not in ("contents", "systemInstruction")} == {
+        k: v for k, v in _body("x", config).unwrap().items()
+        if k not in ("contents", "systemInstruction")}
+    json.dumps(body)
+
+
+@settings(max_examples=100)
+@given(strategies.prompts, gemini_configs, st.none() | strategies.json_schemas)
+def test_one_user_message_builds_exactly_the_string_body(
+    prompt: str, config: GenerationConfig, schema: dict[str, Any] | None
+) -> None:
+    structured = StructuredOutput(schema=schema) if schema else None
+    conversation = (Message(role="user", content=prompt),)
+    assert _body(conversation, config, structured) == _body(prompt, config, structured)
+    assert json.dumps(_body(conversation, config, structured).unwrap()) == json.dumps(
+        _body(prompt, config, structured).unwrap())  # the same keys in the same order
+
+
+@pytest.mark.parametrize("key", gemini.SYSTEM_KEYS)
+def test_a_system_message_and_a_config_system_instruction_are_refused(key: str) -> None:
+    messages = (Message(role="system", content="a"), Message(role="user", content="b"))
+    error = _body(messages, GenerationConfig(extra={key: "c"})).failure()
+    assert isinstance(error, UnsupportedError)
+    assert (error.parameter, error.provider) == ("system", "gemini")
+    assert error.message == ("give the system prompt once: as a system message or in "
+                             f"config.extra[{key!r}], not both")
+    # without system messages, the config's system instruction is used as it is
+    assert _body(messages[1:], GenerationConfig(extra={key: "c"})).unwrap() == _body(
+        "b", GenerationConfig(extra={key: "c"})).unwrap()
+
+
+def test_a_trailing_assistant_turn_is_refused() -> None:
+    for messages in ((Message(role="user", content="Name a color."),
+                      Message(role="assistant", content="The color is")),
+                     (Message(role="assistant", content="Hi"),
+                      Message(role="system", content="Be kind."))):
+        error = _body(messages).failure()
+        assert isinstance(error, UnsupportedError)
+        assert (error.parameter, error.provider) == ("input", "gemini")
+        assert "trailing assistant turn" in error.message
+    # an assistant turn anywhere else is history, and a conversation may open with one
+    assert _body((Message(role="assistant", content="Hello!"),
+                  Message(role="user", content="Hi"))).unwrap()["contents"][0] == {
+        "role": "model", "parts": [{"text": "Hello!"}]}
+
+
+def _sdk_body(messages: tuple[Message, ...], config: GenerationConfig) -> dict[str, Any]:
+    """The body the google-genai SDK sends for the same conversation, built with its own types
+    (``Content``, ``Part``, ``GenerateContentConfig``) and its own request converter."""
+    genai_types = pytest.importorskip("google.genai.types")
+    models = pytest.importorskip("google.genai.models")
+    api_client = pytest.importorskip("google.genai._api_client")
+    convert = getattr(models, "_GenerateContentParameters_to_mldev", None)
+    if convert is None:
+        pytest.skip("this google-genai has no request converter")
+    system = [m.content for m in messages if m.role == "system"]
+    params = genai_types._GenerateContentParameters(
+        model="gemini-2.5-flash",
+        contents=[genai_types.Content(role={"user": "user", "assistant": "model"}[m.role],
+                                      parts=[genai_types.Part(text=m.content)])
+                  for m in messages if m.role != "system"],
+        config=genai_types.GenerateContentConfig(
+            system_instruction=genai_types.Content(
+                parts=[genai_types.Part(text="\n\n".join(system))]) if system else None,
+            temperature=config.temperature, top_p=config.top_p,
+            max_output_tokens=config.max_tokens, seed=config.seed))
+    body: dict[str, Any] = convert(api_client.BaseApiClient(api_key="unused"), params)
+    body.pop("_url", None)
+    if not body.get("generationConfig"):
+        body.pop("generationConfig", None)
+    return body
+
+
+@settings(max_examples=60, deadline=None)
+@given(conversations.filter(lambda messages: not _ends_with_a_prefill(messages)),
+       strategies.configs(seeds=st.none() | st.integers(0, 2**31 - 1), extra=st.just({})))
+def test_a_conversation_is_sent_as_the_google_genai_sdk_sends_it(
+    messages: tuple[Message, ...], config: GenerationConfig
+) -> None:
+    assert _body(messages, config).unwrap() == _sdk_body(messages, config)
+
+
+@settings(max_examples=80)
+@given(gemini_configs, st.none() | strategies.json_schemas,
+       st.lists(st.tuples(keys, strategies.prompts | conversations), max_size=5,
+                unique_by=lambda i: i[0]))
+def test_batch_items_carry_a_conversation_exactly_as_the_sync_request(
+    config: GenerationConfig, schema: dict[str, Any] | None,
+    items: list[tuple[str, str | tuple[Message, ...]]]
+) -> None:
+    request = GenerationRequest(model="gemini-2.5-flash", input="", config=config,
+                                schema=StructuredOutput(schema=schema) if schema else None)
+    encoder = wire.build_item_encoder(request).unwrap()
+    for key, item in items:
+        sync = gemini.build_request_body(GenerationRequest(
+            model=request.model, input=item, config=config, schema=request.schema))
+        assert encoder.check(item) == sync.map(lambda _: None)
+        if isinstance(sync, Failure):
+            with pytest.raises(UnsupportedError):
+                encoder.inline(key, item)
+            with pytest.raises(UnsupportedError):
+                encoder.line(key, item)
+            continue
+        body = sync.unwrap()
+        inline = encoder.inline(key, item)
+        assert json.loads(inline) == {"request": body, "metadata": {"key": key}}
+        # byte for byte what encoding the synchronous body gives
+        assert inline == json.dumps({"request": body, "metadata": {"key": key}},
+                                    ensure_ascii=False, separators=(",", ":")).encode()
+        line = encoder.line(key, item)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert json.loads(line) == {"request": body, "key": key}

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import pytest
+from attrs import evolve
 from pydantic import BaseModel
 from returns.result import Failure
 
@@ -21,8 +22,13 @@ from llmbackend import (
     ProviderError,
     StructuredOutput,
     TruncationError,
+    pipeline,
 )
-from llmbackend.providers import gemini_batch
+from llmbackend.backends import RemoteBackend
+from llmbackend.errors import UnsupportedError
+from llmbackend.jobs import gemini as gemini_jobs
+from llmbackend.messages import Message
+from llmbackend.providers import gemini, gemini_batch
 from tests.emulator import UNUSABLE_BATCH_IDS
 from tests.gemini_emulator import API_KEY, GeminiBatchPlan, GeminiEmulator, response_body
 
@@ -291,3 +297,64 @@ def test_an_id_llmbackend_cannot_use_is_refused_at_submit(
     assert list(gemini_env.batches) == [batch_id]
     with pytest.raises(ConfigurationError, match=r"not a Gemini batch name|non-empty"):
         flash.get_batch(f"batches/{batch_id}")
+
+
+# --- messages (issue 15): conversations against the emulator ------------------------------------
+
+CONVERSATIONS: list[Any] = [
+    (Message(role="system", content="Be brief."), Message(role="user", content="2+2?"),
+     Message(role="assistant", content="4"), Message(role="user", content="and 3+3?")),
+    (Message(role="user", content="Translate: chat"),),
+    (Message(role="assistant", content="Hello! Ask me anything."),
+     Message(role="user", content="Why is the sky blue?")),
+]
+
+
+def _remote(flash: llmbackend.Client) -> RemoteBackend:
+    backend = flash._backend
+    assert isinstance(backend, RemoteBackend)
+    return backend
+
+
+def test_a_conversation_is_accepted_and_answered_by_the_emulator(
+    flash: llmbackend.Client, gemini_env: GeminiEmulator
+) -> None:
+    backend = _remote(flash)
+    request = evolve(backend.request("", {"temperature": 0.2}, None), input=CONVERSATIONS[0])
+    outcome = pipeline.generate(backend.record, request, backend.transport.send)
+    assert outcome.unwrap().text == "Echo: and 3+3?"  # the last user turn
+    (sent,) = gemini_env.requests
+    assert sent.json() == {
+        "contents": [{"role": "user", "parts": [{"text": "2+2?"}]},
+                     {"role": "model", "parts": [{"text": "4"}]},
+                     {"role": "user", "parts": [{"text": "and 3+3?"}]}],
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "generationConfig": {"temperature": 0.2}}
+    prefill = evolve(request, input=CONVERSATIONS[0][:3])
+    error = pipeline.generate(backend.record, prefill, backend.transport.send).failure()
+    assert isinstance(error, UnsupportedError) and error.parameter == "input"
+    assert len(gemini_env.requests) == 1  # refused before sending
+
+
+@pytest.mark.parametrize("mode", ["inline", "file"])
+def test_a_batch_of_conversations_and_prompts_puts_each_in_its_own_request(
+    flash: llmbackend.Client, gemini_env: GeminiEmulator, monkeypatch: pytest.MonkeyPatch,
+    mode: str
+) -> None:
+    if mode == "file":
+        monkeypatch.setattr(gemini_batch, "INLINE_LIMIT", 500)
+    gemini_env.batch_plan = GeminiBatchPlan(finish_after=1, shuffle_seed=3)
+    backend = _remote(flash)
+    inputs: list[Any] = [*CONVERSATIONS, "a plain prompt"]
+    batch = gemini_jobs.submit(backend.transport, backend.request("", None, None), inputs, {},
+                               lambda _: None)
+    stored = gemini_env.batches[batch.id.removeprefix("batches/")]
+    assert stored.mode == mode
+    assert batch.results() == ["Echo: and 3+3?", "Echo: Translate: chat",
+                               "Echo: Why is the sky blue?", "Echo: a plain prompt"]
+    if mode == "file":
+        uploaded = gemini_env.files[stored.input_file.removeprefix("files/")]  # type: ignore[union-attr]
+        lines = [json.loads(line) for line in uploaded.content.splitlines()]
+        for index, (line, item) in enumerate(zip(lines, inputs, strict=True)):
+            assert line == {"key": f"request-{index}", "request": gemini.build_request_body(
+                evolve(backend.request("", None, None), input=item)).unwrap()}

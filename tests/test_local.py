@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmbackend.errors import ConfigurationError, UnsupportedError
+from llmbackend.messages import ROLES, Message
 from llmbackend.providers import local
 from llmbackend.types import GenerationConfig
 
@@ -145,3 +146,88 @@ def test_options_are_checked_per_provider() -> None:
         local.check_options(local.LOCAL_PROVIDERS["vllm"], {"llm_kwarg": {}})
     with pytest.raises(ConfigurationError, match="must be bool"):
         local.check_options(transformers, {"apply_chat_template": "yes"})
+
+
+# --- conversation inputs (issue 15: messages in) --------------------------------------------------
+
+_texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=10)
+#: Any valid conversation input: roles from ROLES, at least one message that is not a system one.
+conversation_inputs = st.lists(
+    st.builds(Message, role=st.sampled_from(ROLES), content=_texts), min_size=1, max_size=5,
+).filter(lambda turns: any(turn.role != "system" for turn in turns)).map(tuple)
+
+
+@given(st.lists(conversation_inputs | _texts, min_size=1, max_size=4), st.booleans())
+def test_conversation_inputs_are_rendered_as_they_are(
+    inputs: list[str | tuple[Message, ...]], template: bool
+) -> None:
+    made = local.prompt_inputs(inputs, GenerationConfig(), apply_chat_template=template)
+    for given_input, item in zip(inputs, made, strict=True):
+        if isinstance(given_input, str):  # a plain prompt: as before, whatever its neighbours
+            assert item == local.prompt_inputs([given_input], GenerationConfig(),
+                                               apply_chat_template=template)[0]
+            continue
+        # Role order and contents survive; always the chat template (apply_chat_template is
+        # about plain prompts); nothing appended; a trailing assistant turn is a prefill.
+        assert item.text is None
+        assert item.messages == tuple(m.to_dict() for m in given_input)
+        assert item.prefill is (given_input[-1].role == "assistant")
+
+
+@given(conversation_inputs.filter(lambda turns: turns[-1].role == "user"), prompts,
+       st.booleans())
+def test_a_conversation_input_is_the_same_as_extra_conversation(
+    conversation: tuple[Message, ...], labels: list[str], template: bool
+) -> None:
+    as_input = local.prompt_inputs([conversation] * len(labels), GenerationConfig(),
+                                   apply_chat_template=template)
+    dicts = [m.to_dict() for m in conversation]
+    for extra in ({"conversation": dicts}, {"conversations": [dicts] * len(labels)},
+                  {"conversation": list(conversation)}):  # Message values work there too
+        through_extra = local.prompt_inputs(labels, GenerationConfig(extra=extra),
+                                            apply_chat_template=template)
+        assert as_input == through_extra
+
+
+@given(_texts, st.booleans())
+def test_one_user_message_is_the_templated_prompt(text: str, template: bool) -> None:
+    (item,) = local.prompt_inputs([(Message(role="user", content=text),)], GenerationConfig(),
+                                  apply_chat_template=template)
+    assert item == local.prompt_inputs([text], GenerationConfig(), apply_chat_template=True)[0]
+
+
+@pytest.mark.parametrize("extra", [
+    {"conversation": [{"role": "user", "content": "a"}]},
+    {"conversations": [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]},
+])
+def test_a_conversation_is_given_once(extra: dict[str, Any]) -> None:
+    conversation = (Message(role="user", content="hi"),)
+    with pytest.raises(ConfigurationError, match=r"input #1 is a list of messages .*give the "
+                       "conversation once") as caught:
+        local.prompt_inputs(["a", conversation], GenerationConfig(extra=extra),
+                            apply_chat_template=True)
+    assert caught.value.key in extra
+    with pytest.raises(ConfigurationError, match="the input is a list of messages"):
+        local.prompt_inputs([conversation], GenerationConfig(extra={"conversation": [
+            {"role": "user", "content": "a"}]}), apply_chat_template=False)
+
+
+def test_a_bad_conversation_input_names_the_input() -> None:
+    bad: Any = ({"role": "robot", "content": "x"},)
+    with pytest.raises(ConfigurationError, match="message #0 of input #1 has the role 'robot'"):
+        local.prompt_inputs(["a", bad], GenerationConfig(), apply_chat_template=True)
+    # A conversation given as plain dicts (a caller of the engine) is checked and taken too.
+    ok: Any = ({"role": "user", "content": "x"},)
+    (item,) = local.prompt_inputs([ok], GenerationConfig(), apply_chat_template=False)
+    assert item.messages == ({"role": "user", "content": "x"},)
+
+
+def test_extra_system_is_not_read_by_the_local_providers() -> None:
+    # No system prompt in extra on a local provider (a system prompt is a system message), so
+    # nothing to give twice: extra["system"] is passed on to the runtime like any other entry.
+    config = GenerationConfig(extra={"system": "x"})
+    (item,) = local.prompt_inputs([(Message(role="system", content="s"),
+                                    Message(role="user", content="u"))], config,
+                                  apply_chat_template=True)
+    assert item.messages == ({"role": "system", "content": "s"}, {"role": "user", "content": "u"})
+    assert local.passthrough(config) == {"system": "x"}

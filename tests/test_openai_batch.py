@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
+from attrs import evolve
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from returns.result import Failure, Success
@@ -23,6 +24,7 @@ from llmbackend.errors import (
     ResponseParseError,
     UnsupportedError,
 )
+from llmbackend.messages import Message, check_input
 from llmbackend.providers import openai_batch as wire
 from llmbackend.providers.openai import build_response_request
 from llmbackend.types import GenerationConfig, GenerationRequest, StructuredOutput, WireResponse
@@ -30,6 +32,7 @@ from tests import strategies
 from tests.conftest import fixture_names, load_fixture
 from tests.emulator import UNUSABLE_BATCH_IDS, USABLE_BATCH_IDS, response_body
 from tests.openapi import problems
+from tests.test_openai_builder import sendable_lists
 
 REQUEST = GenerationRequest(model="gpt-4o-mini", input="")
 custom_ids = st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True)
@@ -498,3 +501,90 @@ def test_batch_lists_are_read_and_searched_by_input_file() -> None:
     assert isinstance(wire.parse_batch_list(WireResponse(status=200, body=b"{}")), Failure)
     assert wire.build_list_batches().path == "/batches?limit=100"
     assert wire.build_create_batch("f", wire.OpenAIBatchOptions(), 0, 1).idempotent is False
+
+
+# --- conversations (issue 15) ---------------------------------------------------------------------
+
+
+@settings(max_examples=100)
+@given(strategies.models, strategies.openai_configs, st.none() | strategies.json_schemas,
+       st.lists(st.tuples(custom_ids, strategies.prompts | sendable_lists), max_size=5))
+def test_a_conversation_line_carries_exactly_its_sync_body(
+    model: str, config: GenerationConfig, schema: dict[str, Any] | None,
+    items: list[tuple[str, str | list[dict[str, str]]]],
+) -> None:
+    """Each item its own messages, mixed with prompts: every line is the synchronous body."""
+    request = GenerationRequest(model=model, input="", config=config,
+                                schema=StructuredOutput(schema=schema) if schema else None)
+    encoder = wire.build_line_encoder(request).unwrap()
+    inputs = [check_input(value) for _, value in items]
+    sendable = [build_response_request(evolve(request, input=value)) for value in inputs]
+    if not all(isinstance(built, Success) for built in sendable):
+        # System messages beside config.extra["system"]: refused, naming the first such input.
+        first = next(i for i, built in enumerate(sendable) if isinstance(built, Failure))
+        with pytest.raises(UnsupportedError, match=f"^input #{first}: give the system prompt"):
+            list(encoder.lines([cid for cid, _ in items], inputs))
+        return
+    lines = list(encoder.lines([cid for cid, _ in items], inputs))
+    for (custom_id, _), value, line, sync in zip(items, inputs, lines, sendable, strict=True):
+        assert line == encoder.line(custom_id, value) == encoder.encode(custom_id, value).unwrap()
+        assert line.endswith(b"\n")
+        assert line.count(b"\n") == 1
+        assert json.loads(line) == {"custom_id": custom_id, "method": "POST",
+                                    "url": "/v1/responses", "body": sync.unwrap().json}
+        assert problems("CreateResponse", json.loads(line)["body"]) == []
+
+
+@given(custom_ids, strategies.prompts, strategies.openai_configs)
+def test_a_one_user_message_line_is_byte_for_byte_the_prompt_line(
+    custom_id: str, prompt: str, config: GenerationConfig,
+) -> None:
+    encoder = wire.build_line_encoder(GenerationRequest(model="m", input="",
+                                                        config=config)).unwrap()
+    assert encoder.line(custom_id, (Message("user", prompt),)) == encoder.line(custom_id, prompt)
+
+
+def test_conversation_lines_lift_the_system_and_keep_the_turns() -> None:
+    encoder = wire.build_line_encoder(GenerationRequest(
+        model="gpt-4o-mini", input="", config=GenerationConfig(temperature=0.2))).unwrap()
+    conversation = check_input([{"role": "system", "content": "Be brief."},
+                                {"role": "user", "content": "Hi"},
+                                {"role": "assistant", "content": "Hello"},
+                                {"role": "user", "content": "Grüße"}])
+    assert encoder.line("a", conversation) == (
+        '{"custom_id":"a","method":"POST","url":"/v1/responses","body":{"model":"gpt-4o-mini",'
+        '"input":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello"},'
+        '{"role":"user","content":"Grüße"}],"instructions":"Be brief.","temperature":0.2}}\n'
+    ).encode()
+
+
+def test_a_batch_conversation_the_api_cannot_take_fails_naming_the_input() -> None:
+    encoder = wire.build_line_encoder(GenerationRequest(
+        model="m", input="", config=GenerationConfig(extra={"system": "Be brief."}))).unwrap()
+    prefill = check_input([{"role": "user", "content": "Hi"},
+                           {"role": "assistant", "content": "Well"}])
+    both = check_input([{"role": "system", "content": "x"}, {"role": "user", "content": "Hi"}])
+    for value, parameter in ((prefill, "input"), (both, "system")):
+        error = encoder.encode("a", value).failure()
+        assert isinstance(error, UnsupportedError)
+        assert error.parameter == parameter
+        with pytest.raises(UnsupportedError) as raised:
+            encoder.line("a", value)
+        assert raised.value == error
+        made: list[bytes] = []
+        with pytest.raises(UnsupportedError) as raised:
+            for line in encoder.lines(["a", "b", "c"], ["fine", value, "never made"]):
+                made.append(line)
+        assert made == [encoder.line("a", "fine")]  # it stops at the bad input
+        assert raised.value.parameter == parameter
+        assert raised.value.message == f"input #1: {error.message}"
+
+
+def test_batch_option_system_meets_a_system_message_as_extra_system_does() -> None:
+    config = wire.apply_system(GenerationConfig(), "Be brief.")
+    encoder = wire.build_line_encoder(GenerationRequest(model="m", input="",
+                                                        config=config)).unwrap()
+    error = encoder.encode("a", check_input([{"role": "system", "content": "x"},
+                                             {"role": "user", "content": "y"}])).failure()
+    assert isinstance(error, UnsupportedError)
+    assert error.parameter == "system"

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx2
 import jsonschema
+import openai
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openai.types.responses import EasyInputMessageParam, ResponseInputItemParam
 from pydantic import BaseModel, Field
-from returns.result import Failure, Success
+from returns.result import Failure, Result, Success
 
 from llmbackend.convert import validate_output
-from llmbackend.errors import UnsupportedError
+from llmbackend.errors import LLMError, UnsupportedError
+from llmbackend.messages import ROLES, Conversation, Message, check_input
 from llmbackend.providers.openai import (
+    build_input,
     build_response_request,
     build_text_format,
     make_strict,
@@ -284,3 +289,208 @@ def test_non_object_root_is_sent_but_not_strict() -> None:
     fmt = build_text_format(StructuredOutput(schema={"type": "array", "items": {
         "type": "string"}})).unwrap()
     assert fmt["strict"] is False
+
+
+# --- messages (issue 15) --------------------------------------------------------------------------
+
+#: Message text: any text UTF-8 can encode (a lone surrogate is refused by ``check_input``).
+message_texts = st.text(st.characters(codec="utf-8"), max_size=40)
+#: Any valid message list, as callers write it: roles from ``ROLES``, one non-system at least.
+message_lists = st.lists(
+    st.builds(lambda role, content: {"role": role, "content": content},
+              st.sampled_from(ROLES), message_texts),
+    min_size=1, max_size=8,
+).filter(lambda items: any(item["role"] != "system" for item in items))
+#: Valid message lists that the Responses API takes: the last non-system turn is the user's.
+sendable_lists = message_lists.filter(
+    lambda items: [item for item in items if item["role"] != "system"][-1]["role"] == "user")
+
+
+def conversation(items: list[dict[str, str]]) -> Conversation:
+    checked = check_input(items)
+    assert isinstance(checked, tuple)
+    return checked
+
+
+def build_messages(items: list[dict[str, str]], config: GenerationConfig | None = None,
+                   model: str = "gpt-4o-mini") -> Result[WireRequest, LLMError]:
+    return build_response_request(GenerationRequest(
+        model=model, input=conversation(items), config=config or GenerationConfig()))
+
+
+def read_back(body: dict[str, Any]) -> tuple[str | None, list[dict[str, str]]]:
+    """The instructions and the turns a body sends: a string input is one user turn."""
+    sent = body["input"]
+    turns = [{"role": "user", "content": sent}] if isinstance(sent, str) else sent
+    return body.get("instructions"), turns
+
+
+@settings(max_examples=200)
+@given(strategies.models, message_lists, strategies.openai_configs)
+def test_any_conversation_builds_a_valid_body_keeping_its_turns_or_fails_by_the_rules(
+    model: str, items: list[dict[str, str]], config: GenerationConfig,
+) -> None:
+    result = build_messages(items, config, model)
+    system = [item["content"] for item in items if item["role"] == "system"]
+    turns = [item for item in items if item["role"] != "system"]
+    if system and "system" in config.extra:
+        error = result.failure()
+        assert isinstance(error, UnsupportedError)
+        assert error.parameter == "system"
+        assert "give the system prompt once" in error.message
+        return
+    if turns[-1]["role"] == "assistant":
+        error = result.failure()
+        assert isinstance(error, UnsupportedError)
+        assert error.parameter == "input"
+        return
+    body = result.unwrap().json
+    assert problems("CreateResponse", body) == []
+    json.dumps(body, allow_nan=False)
+    instructions, sent = read_back(body)
+    assert sent == turns  # every turn, in order, role and content as given
+    assert instructions == ("\n\n".join(system) if system else config.extra.get("system"))
+    assert isinstance(body["input"], str) is (len(turns) == 1)
+    assert "instructions" in body or (not system and "system" not in config.extra)
+
+
+@settings(max_examples=150)
+@given(strategies.models, strategies.prompts, strategies.configs(), st.booleans(),
+       st.none() | strategies.json_schemas)
+def test_one_user_message_builds_exactly_the_string_body(
+    model: str, prompt: str, config: GenerationConfig, drop: bool,
+    schema: dict[str, Any] | None,
+) -> None:
+    def built(value: str | Conversation) -> Result[WireRequest, LLMError]:
+        return build_response_request(GenerationRequest(
+            model=model, input=value, config=config, drop_unsupported=drop,
+            schema=StructuredOutput(schema=schema) if schema is not None else None))
+
+    assert built(conversation([{"role": "user", "content": prompt}])) == built(prompt)
+
+
+@given(strategies.prompts, message_texts, message_texts)
+def test_system_messages_are_the_instructions_extra_system_gives(
+    prompt: str, first: str, second: str,
+) -> None:
+    """A system message is what ``config.extra['system']`` is: ``instructions``."""
+    as_messages = build_messages([{"role": "system", "content": first},
+                                  {"role": "user", "content": prompt}]).unwrap()
+    assert as_messages == build(GenerationConfig(extra={"system": first}), prompt=prompt)
+    two = build_messages([{"role": "system", "content": first},
+                          {"role": "user", "content": prompt},
+                          {"role": "system", "content": second}]).unwrap()
+    assert two.json["instructions"] == f"{first}\n\n{second}"
+
+
+def test_a_conversation_body_is_role_items_with_the_system_as_instructions() -> None:
+    wire = build_messages([
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": "Bonjour"},
+        {"role": "user", "content": "Thanks"},
+    ], GenerationConfig(temperature=0.0)).unwrap()
+    assert wire.json == {
+        "model": "gpt-4o-mini",
+        "input": [{"role": "user", "content": "Hello"},
+                  {"role": "assistant", "content": "Bonjour"},
+                  {"role": "user", "content": "Thanks"}],
+        "instructions": "Answer in French.",
+        "temperature": 0.0,
+    }
+    assert problems("CreateResponse", wire.json) == []
+    assert problems("EasyInputMessage", wire.json["input"][1]) == []
+
+
+@pytest.mark.parametrize("extra", [{"system": "Be brief."}, {"system": ""}])
+def test_a_system_message_beside_extra_system_is_refused(extra: dict[str, Any]) -> None:
+    error = build_messages([{"role": "system", "content": "Be kind."},
+                            {"role": "user", "content": "Hi"}],
+                           GenerationConfig(extra=extra)).failure()
+    assert isinstance(error, UnsupportedError)
+    assert error.parameter == "system"
+    assert error.message == ("give the system prompt once: as a system message or in "
+                             "config.extra['system'], not both")
+    # Without system messages, extra["system"] is the instructions of a conversation too.
+    body = build_messages([{"role": "user", "content": "Hi"},
+                           {"role": "assistant", "content": "Hello"},
+                           {"role": "user", "content": "Bye"}],
+                          GenerationConfig(extra=extra)).unwrap().json
+    assert body["instructions"] == extra["system"]
+
+
+def test_a_system_message_beside_extra_instructions_collides() -> None:
+    error = build_messages([{"role": "system", "content": "Be kind."},
+                            {"role": "user", "content": "Hi"}],
+                           GenerationConfig(extra={"instructions": "x"})).failure()
+    assert isinstance(error, UnsupportedError)
+    assert error.parameter == "instructions"
+
+
+@pytest.mark.parametrize("items", [
+    [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "The"}],
+    [{"role": "assistant", "content": "Hi"}],
+    [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+     {"role": "system", "content": "c"}],
+])
+def test_a_trailing_assistant_turn_is_refused_as_a_prefill(items: list[dict[str, str]]) -> None:
+    error = build_messages(items).failure()
+    assert isinstance(error, UnsupportedError)
+    assert error.parameter == "input"
+    assert "prefill" in error.message
+    assert "End the conversation with a user message" in error.message
+
+
+def test_assistant_turns_before_the_last_user_turn_are_sent() -> None:
+    body = build_messages([{"role": "assistant", "content": "How can I help?"},
+                           {"role": "user", "content": "Hi"}]).unwrap().json
+    assert body["input"] == [{"role": "assistant", "content": "How can I help?"},
+                             {"role": "user", "content": "Hi"}]
+
+
+def test_an_unchecked_conversation_without_turns_fails_as_a_value() -> None:
+    """``check_input`` refuses it first; the builder stays total anyway."""
+    error = build_response_request(GenerationRequest(
+        model="m", input=(Message("system", "x"),))).failure()
+    assert isinstance(error, UnsupportedError)
+    assert error.parameter == "input"
+    empty = build_input((), None).failure()
+    assert isinstance(empty, UnsupportedError)
+    assert empty.parameter == "input"
+
+
+# The SDK as an oracle: the same conversation, given to ``responses.create`` with the SDK's own
+# input types, makes the same request body (a string input is the API's one user turn).
+
+_sent: list[dict[str, Any]] = []
+
+
+def _capture(request: httpx2.Request) -> httpx2.Response:
+    _sent.append(json.loads(request.content))
+    return httpx2.Response(200, json={"id": "resp_1", "object": "response", "output": []})
+
+
+#: Nothing leaves the process: the SDK's own HTTP client (httpx2) answers from ``_capture``.
+_SDK = openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1", max_retries=0,
+                     http_client=httpx2.Client(transport=httpx2.MockTransport(_capture)))
+
+
+@settings(max_examples=60)
+@given(sendable_lists, strategies.models)
+def test_conversation_bodies_are_what_the_sdk_sends(items: list[dict[str, str]],
+                                                    model: str) -> None:
+    ours = build_messages(items, model=model).unwrap().json
+    system = [item["content"] for item in items if item["role"] == "system"]
+    sdk_input: list[ResponseInputItemParam] = [
+        EasyInputMessageParam(role="user" if item["role"] == "user" else "assistant",
+                              content=item["content"])
+        for item in items if item["role"] != "system"]
+    _sent.clear()
+    if system:
+        _SDK.responses.create(model=model, input=sdk_input, instructions="\n\n".join(system))
+    else:
+        _SDK.responses.create(model=model, input=sdk_input)
+    (theirs,) = _sent
+    instructions, turns = read_back(ours)
+    assert {**ours, "input": turns} == theirs
+    assert instructions == theirs.get("instructions")

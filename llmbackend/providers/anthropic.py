@@ -18,6 +18,16 @@ Mapping of the portable config:
 - ``seed``: the Messages API has none. It fails with ``UnsupportedError`` unless the client was
   made with ``drop_unsupported_params=True``, which drops it with a warning, as on OpenAI.
 
+Messages (``input`` a conversation, ``llmbackend.messages``): the user and assistant turns go
+into ``messages`` in order, consecutive turns of one role merged into one turn (their texts joined
+by a blank line, ``"\n\n"``); the system messages are lifted into the top-level ``system``
+(several joined by ``"\n\n"``), and meeting ``extra["system"]`` too they fail with
+``UnsupportedError`` (parameter ``system``). The first turn must be the user's. A final assistant
+turn is a prefill, sent as is (the answer continues it), except with a schema, with extended
+thinking, or (on Anthropic's own API) ending in whitespace, which the API refuses: those fail with
+``UnsupportedError`` (parameter ``input``). A one-user-message conversation builds exactly the
+body of its text as a plain prompt.
+
 Structured outputs use the native ``output_config.format`` (a JSON schema, adapted to the subset
 Anthropic accepts by ``adapt_schema``). The provider option ``structured_output="tool"`` uses the
 older forced-tool-call technique instead, for models without native support.
@@ -42,6 +52,7 @@ from llmbackend.errors import (
     excerpt,
     excerpt_json,
 )
+from llmbackend.messages import split_system
 from llmbackend.providers import (
     SERVER_KINDS,
     Provider,
@@ -73,6 +84,8 @@ __all__ = [
     "SAMPLING_PARAMETERS",
     "STRUCTURED_OUTPUT_METHODS",
     "SUPPORTED_STRING_FORMATS",
+    "SYSTEM_SEPARATOR",
+    "TURN_SEPARATOR",
     "adapt_schema",
     "build_auth_headers",
     "build_messages_request",
@@ -96,6 +109,10 @@ MAX_TEMPERATURE = 1.0
 #: Sampling parameters Anthropic's own Messages API no longer takes, for any model: the
 #: ``anthropic`` SDK 2.16 lists none of them on ``messages.create`` (``MessageCreateParams``).
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
+#: Joins the texts of several system messages into ``system``.
+SYSTEM_SEPARATOR = "\n\n"
+#: Joins the texts of consecutive same-role turns merged into one turn.
+TURN_SEPARATOR = "\n\n"
 #: How structured outputs are asked for (provider option ``structured_output``).
 STRUCTURED_OUTPUT_METHODS = ("native", "tool")
 
@@ -118,7 +135,8 @@ def build_auth_headers(api_key: str) -> dict[str, str]:
 
 
 def build_messages_request(request: GenerationRequest) -> Result[WireRequest, LLMError]:
-    """Pure: the ``POST /v1/messages`` request for one prompt.
+    """Pure: the ``POST /v1/messages`` request for one input: a prompt, or a conversation
+    (mapped as the module docstring says).
 
     Fails with ``UnsupportedError`` naming the parameter when the request asks for something the
     Messages API cannot do (see the module docstring), or when ``extra`` collides with a field
@@ -149,10 +167,14 @@ def build_messages_request(request: GenerationRequest) -> Result[WireRequest, LL
             "requests and reads whole responses", provider=NAME, parameter="stream",
         ))
 
+    conversation = _conversation(request, extra)
+    if isinstance(conversation, Failure):
+        return conversation
+    messages, lifted = conversation.unwrap()
     body: dict[str, Any] = {
         "model": request.model,
         "max_tokens": config.max_tokens if config.max_tokens is not None else DEFAULT_MAX_TOKENS,
-        "messages": [{"role": "user", "content": request.input}],
+        "messages": messages,
     }
     system = extra.pop("system", None)
     if system is not None:
@@ -161,7 +183,14 @@ def build_messages_request(request: GenerationRequest) -> Result[WireRequest, LL
                 message="config.extra['system'] must be a string (or a list of text blocks)",
                 provider=NAME, parameter="system",
             ))
+        if lifted:
+            return Failure(UnsupportedError(
+                message="give the system prompt once: as a system message or in "
+                "config.extra['system'], not both", provider=NAME, parameter="system",
+            ))
         body["system"] = system
+    elif lifted:
+        body["system"] = SYSTEM_SEPARATOR.join(lifted)
     if temperature is not None:
         if temperature > MAX_TEMPERATURE:
             return Failure(UnsupportedError(
@@ -196,6 +225,59 @@ def build_messages_request(request: GenerationRequest) -> Result[WireRequest, LL
         method="POST", path=MESSAGES_PATH, json=body,
         headers={"anthropic-version": API_VERSION}, warnings=tuple(warnings),
     ))
+
+
+def _conversation(request: GenerationRequest, extra: Mapping[str, Any]
+                  ) -> Result[tuple[list[dict[str, str]], tuple[str, ...]], LLMError]:
+    """The ``messages`` of ``request``'s input and the system texts to lift into ``system``: a
+    prompt is one user turn; a conversation's turns are kept in order, consecutive same-role
+    turns merged (``TURN_SEPARATOR``). Fails (parameter ``input``) when the first turn is not
+    the user's, or on a prefill the API refuses (``_prefill_problem``)."""
+    source = request.input
+    if isinstance(source, str):
+        return Success(([{"role": "user", "content": source}], ()))
+    system, turns = split_system(source)
+    if not turns or turns[0].role != "user":
+        return Failure(UnsupportedError(
+            message="Anthropic's Messages API takes a conversation that starts with a user "
+            "turn (after its system messages); this one starts with "
+            + (f"an {turns[0].role} turn" if turns else "no turn at all")
+            + ": add the user's turn first", provider=NAME, parameter="input",
+        ))
+    messages: list[dict[str, str]] = []
+    for turn in turns:
+        if messages and messages[-1]["role"] == turn.role:
+            messages[-1]["content"] += TURN_SEPARATOR + turn.content
+        else:
+            messages.append({"role": turn.role, "content": turn.content})
+    last = messages[-1]
+    if last["role"] == "assistant":
+        problem = _prefill_problem(request, extra, last["content"])
+        if problem is not None:
+            return Failure(UnsupportedError(
+                message="the conversation ends with an assistant turn (a prefill, which the "
+                f"answer would continue), but {problem}: end it with the user's turn",
+                provider=NAME, parameter="input",
+            ))
+    return Success((messages, system))
+
+
+def _prefill_problem(request: GenerationRequest, extra: Mapping[str, Any], text: str
+                     ) -> str | None:
+    """Why the Messages API would refuse a prefill of ``text`` with ``request``'s config, or
+    ``None``: prefill is not available with structured outputs (the native format or the
+    forced tool), nor with extended thinking, and Anthropic's own API refuses one that ends
+    with whitespace."""
+    if request.schema is not None:
+        return "a prefill cannot be combined with a schema (structured outputs)"
+    thinking = extra.get("thinking")
+    if thinking is not None and not (isinstance(thinking, Mapping)
+                                     and thinking.get("type") == "disabled"):
+        return ("a prefill cannot be combined with extended thinking "
+                "(config.extra['thinking'])")
+    if text != text.rstrip() and not is_compatible_server(request):
+        return "Anthropic's Messages API refuses a prefill that ends with whitespace"
+    return None
 
 
 def _sampling(request: GenerationRequest, extra: dict[str, Any], warnings: list[str]

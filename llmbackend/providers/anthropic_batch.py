@@ -34,7 +34,9 @@ from llmbackend.errors import (
     ProviderError,
     ResponseParseError,
     excerpt,
+    unwrap,
 )
+from llmbackend.messages import Conversation
 from llmbackend.providers import json_object, path_segment, read_count
 from llmbackend.providers.anthropic import (
     API_VERSION,
@@ -136,27 +138,47 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 @frozen(kw_only=True)
 class RequestEncoder:
-    """Encodes the ``{"custom_id", "params"}`` items of a batch fast: ``params`` is built and
-    encoded once, with a slot where each prompt goes."""
+    """Encodes the ``{"custom_id", "params"}`` items of a batch fast: for a prompt, ``params``
+    is built and encoded once, with a slot where each prompt goes; a conversation (each item its
+    own messages) is built by ``build_messages_request`` for that item and encoded whole."""
 
     head: bytes = field(repr=False)
     middle: bytes = field(repr=False)
     tail: bytes = field(repr=False)
     warnings: tuple[str, ...] = ()
+    #: The request the template was made from (model, config, schema), for conversations.
+    request: GenerationRequest | None = field(default=None, repr=False, eq=False)
 
-    def item(self, custom_id: str, prompt: str) -> bytes:
-        """Pure: one request item (no separator)."""
-        return b"".join((self.head, _ENCODER.encode(custom_id).encode(), self.middle,
-                         _ENCODER.encode(prompt).encode(), self.tail))
+    def encode(self, custom_id: str, prompt: str | Conversation) -> Result[bytes, LLMError]:
+        """Pure: one request item (no separator), or the ``UnsupportedError`` that
+        ``build_messages_request`` gives for this item's conversation, naming ``custom_id``."""
+        if isinstance(prompt, str):
+            return Success(b"".join((self.head, _ENCODER.encode(custom_id).encode(),
+                                     self.middle, _ENCODER.encode(prompt).encode(), self.tail)))
+        if self.request is None:
+            raise ValueError("this encoder was made without its request: it takes prompts only")
+        built = build_messages_request(evolve(self.request, input=prompt))
+        if isinstance(built, Failure):
+            error = built.failure()
+            return Failure(evolve(error, message=f"batch request {custom_id!r}: {error.message}"))
+        return Success(_ENCODER.encode({"custom_id": custom_id,
+                                        "params": built.unwrap().json}).encode())
 
-    def items(self, custom_ids: Sequence[str], prompts: Sequence[str]) -> Iterator[bytes]:
+    def item(self, custom_id: str, prompt: str | Conversation) -> bytes:
+        """Pure: one request item (no separator); raises ``encode``'s failure (an
+        ``UnsupportedError`` naming the item), before anything is sent."""
+        return unwrap(self.encode(custom_id, prompt))
+
+    def items(self, custom_ids: Sequence[str], prompts: Sequence[str | Conversation]
+              ) -> Iterator[bytes]:
         """Pure, lazy: every item, in order."""
         return map(self.item, custom_ids, prompts)
 
 
 def build_request_encoder(request: GenerationRequest) -> Result[RequestEncoder, LLMError]:
     """Pure: the encoder for batch items of ``request``'s model, config and schema; each item's
-    ``params`` is what ``build_messages_request`` makes for that prompt. Fails as it fails."""
+    ``params`` is what ``build_messages_request`` makes for that input (a prompt or a
+    conversation). Fails as it fails for a prompt."""
     built = build_messages_request(evolve(request, input=_SLOT))
     if isinstance(built, Failure):
         return built
@@ -166,7 +188,8 @@ def build_request_encoder(request: GenerationRequest) -> Result[RequestEncoder, 
     if len(pieces) != 3:
         raise ValueError("cannot template the batch request")
     head, middle, tail = (piece.encode() for piece in pieces)
-    return Success(RequestEncoder(head=head, middle=middle, tail=tail, warnings=wire.warnings))
+    return Success(RequestEncoder(head=head, middle=middle, tail=tail, warnings=wire.warnings,
+                                  request=request))
 
 
 #: What ``split_lines`` may put in one batch, so that the body with its brackets and the commas

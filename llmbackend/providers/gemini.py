@@ -14,6 +14,13 @@ Mapping of the portable config (into ``generationConfig``):
   ``extra`` key goes into ``generationConfig`` (``topK``, ``thinkingConfig``, ``candidateCount``,
   ``responseModalities``...), and ``extra["generationConfig"]`` is merged into it.
 
+Messages (``build_contents``): each turn its own ``Content`` in ``contents``, ``user`` as
+``user`` and ``assistant`` as ``model``, one text part each, in order (consecutive same-role
+turns are sent as they are); system messages are lifted into ``systemInstruction`` (joined with
+a blank line). A system message beside a config system prompt, and a trailing assistant turn (a
+prefill: Gemini does not continue a ``model`` turn), are ``UnsupportedError``. A one-user-message
+conversation builds the very body of its string.
+
 Structured outputs: ``responseMimeType: application/json`` with ``responseJsonSchema`` (the JSON
 schema as written, from a dict or a Pydantic model).
 """
@@ -36,6 +43,7 @@ from llmbackend.errors import (
     excerpt,
     excerpt_json,
 )
+from llmbackend.messages import Conversation, split_system
 from llmbackend.providers import (
     Provider,
     answer_without_text,
@@ -51,11 +59,14 @@ __all__ = [
     "API_VERSION",
     "BASE_URL",
     "BLOCKED_REASONS",
+    "CONTENT_ROLES",
     "LABEL",
     "NAME",
     "PROVIDER",
     "REQUEST_FIELDS",
+    "SYSTEM_KEYS",
     "build_auth_headers",
+    "build_contents",
     "build_generate_content",
     "build_request_body",
     "model_path",
@@ -84,6 +95,10 @@ BLOCKED_REASONS = frozenset({
     "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION",
 })
 _DONE_REASONS = frozenset({"STOP", "FINISH_REASON_UNSPECIFIED"})
+#: The ``Content`` role of each non-system message role.
+CONTENT_ROLES = {"user": "user", "assistant": "model"}
+#: The ``extra`` keys that give the system instruction (one of them at most).
+SYSTEM_KEYS = ("system_instruction", "systemInstruction", "system")
 
 
 def build_auth_headers(api_key: str) -> dict[str, str]:
@@ -117,19 +132,26 @@ def build_generate_content(request: GenerationRequest) -> Result[WireRequest, LL
 
 
 def build_request_body(request: GenerationRequest) -> Result[dict[str, Any], LLMError]:
-    """Pure: the ``GenerateContentRequest`` JSON for one prompt (also a batch item's request)."""
+    """Pure: the ``GenerateContentRequest`` JSON for one prompt or conversation (also a batch
+    item's request)."""
     config = request.config
     extra = dict(config.extra)
     if extra.pop("stream", False):
         return Failure(UnsupportedError(
             message="config.extra['stream']=True is not supported: llmbackend reads whole "
             "responses", provider=NAME, parameter="stream"))
-    body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": request.input}]}]}
+    given = next((key for key in SYSTEM_KEYS if key in extra), None)
     system = _pop_system(extra)
     if isinstance(system, Failure):
         return system
-    if system.unwrap() is not None:
-        body["systemInstruction"] = system.unwrap()
+    built = build_contents(request.input, given)
+    if isinstance(built, Failure):
+        return built
+    contents, lifted = built.unwrap()
+    body: dict[str, Any] = {"contents": contents}
+    instruction = lifted if lifted is not None else system.unwrap()
+    if instruction is not None:
+        body["systemInstruction"] = instruction
 
     generation: dict[str, Any] = {}
     for key in ("generationConfig", "generation_config"):
@@ -174,9 +196,34 @@ def build_request_body(request: GenerationRequest) -> Result[dict[str, Any], LLM
     return Success(body)
 
 
+def build_contents(
+    prompt: str | Conversation, system_key: str | None = None
+) -> Result[tuple[list[dict[str, Any]], dict[str, Any] | None], LLMError]:
+    """Pure: the ``contents`` of a prompt or a conversation, and the ``systemInstruction`` its
+    system messages make (``None`` without any).
+
+    ``system_key`` names the ``extra`` key that already gives a system instruction, if one
+    does: a system message beside it is an ``UnsupportedError`` (parameter ``system``), as is
+    a trailing assistant turn (parameter ``input``): Gemini does not continue a ``model`` turn.
+    """
+    if isinstance(prompt, str):
+        return Success(([{"role": "user", "parts": [{"text": prompt}]}], None))
+    system, turns = split_system(prompt)
+    if system and system_key is not None:
+        return Failure(UnsupportedError(
+            message="give the system prompt once: as a system message or in "
+            f"config.extra[{system_key!r}], not both", provider=NAME, parameter="system"))
+    if turns and turns[-1].role == "assistant":
+        return Failure(UnsupportedError(
+            message=f"{LABEL} does not continue a trailing assistant turn (a prefill): end the "
+            "messages with a user turn", provider=NAME, parameter="input"))
+    contents = [{"role": CONTENT_ROLES[message.role], "parts": [{"text": message.content}]}
+                for message in turns]
+    return Success((contents, {"parts": [{"text": "\n\n".join(system)}]} if system else None))
+
+
 def _pop_system(extra: dict[str, Any]) -> Result[dict[str, Any] | None, LLMError]:
-    given = {key: extra.pop(key) for key in ("system_instruction", "systemInstruction", "system")
-             if key in extra}
+    given = {key: extra.pop(key) for key in SYSTEM_KEYS if key in extra}
     if not given:
         return Success(None)
     if len(given) > 1:

@@ -33,12 +33,16 @@ from llmbackend.errors import (
     ResponseParseError,
     excerpt,
     excerpt_json,
+    unwrap,
 )
+from llmbackend.messages import Conversation
 from llmbackend.providers import json_object, path_segment, read_count
 from llmbackend.providers.gemini import (
     API_VERSION,
     LABEL,
     NAME,
+    SYSTEM_KEYS,
+    build_contents,
     build_request_body,
     model_path,
     parse_error,
@@ -122,19 +126,51 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 @frozen(kw_only=True)
 class ItemEncoder:
-    """Encodes one prompt's batch item fast, in either form: the request body is built and
-    encoded once, with slots for the key and the prompt."""
+    """Encodes one input's batch item fast, in either form: the request body is built and
+    encoded once, with slots for the key and the prompt (a string), or for the whole
+    ``contents`` (a conversation, whose ``systemInstruction`` follows it when it has system
+    messages). Each item is byte for byte what the synchronous builder makes for that input."""
 
     inline_parts: tuple[bytes, bytes, bytes] = field(repr=False)
     line_parts: tuple[bytes, bytes, bytes] = field(repr=False)
+    inline_frame: tuple[bytes, bytes, bytes] = field(repr=False)
+    line_frame: tuple[bytes, bytes, bytes] = field(repr=False)
+    #: The ``extra`` key that gives the config's system instruction, if one does.
+    system_key: str | None = None
 
-    def inline(self, key: str, prompt: str) -> bytes:
-        """Pure: ``{"request": {...}, "metadata": {"key": key}}`` (no separator)."""
-        return _fill(self.inline_parts, key, prompt)
+    def check(self, prompt: str | Conversation) -> Result[None, LLMError]:
+        """Pure: whether ``prompt`` can be encoded: always for a string; a conversation fails
+        as the synchronous builder fails (``UnsupportedError`` for a trailing assistant turn, or
+        a system message beside the config's system instruction). Check every item with it
+        before encoding any."""
+        return self._contents(prompt).map(lambda _: None)
 
-    def line(self, key: str, prompt: str) -> bytes:
-        """Pure: the file-mode JSONL line ``{"key": key, "request": {...}}`` with its newline."""
-        return _fill(self.line_parts, key, prompt) + b"\n"
+    def inline(self, key: str, prompt: str | Conversation) -> bytes:
+        """Pure: ``{"request": {...}, "metadata": {"key": key}}`` (no separator). Raises the
+        ``UnsupportedError`` that ``check`` returns for a conversation it refuses."""
+        return self._encode(self.inline_parts, self.inline_frame, key, prompt)
+
+    def line(self, key: str, prompt: str | Conversation) -> bytes:
+        """Pure: the file-mode JSONL line ``{"key": key, "request": {...}}`` with its newline.
+        Raises as ``inline`` does."""
+        return self._encode(self.line_parts, self.line_frame, key, prompt) + b"\n"
+
+    def _contents(self, prompt: str | Conversation
+                  ) -> Result[tuple[list[dict[str, Any]], dict[str, Any] | None], LLMError]:
+        return build_contents(prompt, self.system_key)
+
+    def _encode(self, parts: tuple[bytes, bytes, bytes], frame: tuple[bytes, bytes, bytes],
+                key: str, prompt: str | Conversation) -> bytes:
+        if isinstance(prompt, str):
+            return _fill(parts, key, prompt)
+        contents, system = unwrap(self._contents(prompt))
+        before, after, tail = frame
+        # In both forms the request (holding the contents) comes before the key; the builder
+        # puts a conversation's systemInstruction right after its contents.
+        lifted = b"" if system is None else b',"systemInstruction":' + _ENCODER.encode(
+            system).encode()
+        return b"".join((before, _ENCODER.encode(contents).encode(), lifted, after,
+                         _ENCODER.encode(key).encode(), tail))
 
 
 def _fill(parts: tuple[bytes, bytes, bytes], key: str, prompt: str) -> bytes:
@@ -146,21 +182,28 @@ def _fill(parts: tuple[bytes, bytes, bytes], key: str, prompt: str) -> bytes:
 
 def build_item_encoder(request: GenerationRequest) -> Result[ItemEncoder, LLMError]:
     """Pure: the encoder for the batch items of ``request``'s model, config and schema; each
-    item's request is what the synchronous builder makes for that prompt."""
+    item's request is what the synchronous builder makes for that prompt or conversation."""
     built = build_request_body(evolve(request, input=_SLOT))
     if isinstance(built, Failure):
         return built
     body = built.unwrap()
     slot = _ENCODER.encode(_SLOT)
+    contents_slot = _ENCODER.encode(body["contents"])
     key_slot = '"\\u0001key\\u0001"'
     inline = _ENCODER.encode({"request": body, "metadata": {"key": "\x01key\x01"}})
     line = _ENCODER.encode({"request": body, "key": "\x01key\x01"})
     parts = []
+    frames = []
     for encoded in (inline, line):
         head, rest = encoded.split(slot)
         middle, tail = rest.split(key_slot)
         parts.append((head.encode(), middle.encode(), tail.encode()))
-    return Success(ItemEncoder(inline_parts=parts[0], line_parts=parts[1]))
+        before, rest = encoded.split(contents_slot)
+        after, tail = rest.split(key_slot)
+        frames.append((before.encode(), after.encode(), tail.encode()))
+    return Success(ItemEncoder(
+        inline_parts=parts[0], line_parts=parts[1], inline_frame=frames[0], line_frame=frames[1],
+        system_key=next((key for key in SYSTEM_KEYS if key in request.config.extra), None)))
 
 
 def build_inline_create(model: str, items: Callable[[], Iterator[bytes]], size: int,

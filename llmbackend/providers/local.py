@@ -13,6 +13,19 @@ Chat input, per prompt (the seed README's contract):
   ``user`` message; without it the prompt is sent as raw text.
 A chat input is rendered with the tokenizer's chat template (``add_generation_prompt``, default
 true, appends the assistant turn's opening).
+
+A prompt may also be a conversation itself (a tuple of ``llmbackend.Message``, the message-list
+input, checked by ``llmbackend.messages.check_input``): it is the same thing as that conversation
+given through ``extra["conversation"]``, the same messages rendered with the same template, so
+the same prompt tokens (for a conversation ending with the user's turn, the common case), and it
+is always rendered with the chat template, like ``extra["conversation"]``, whatever
+``apply_chat_template`` says (that option is about plain prompts). Two differences, as there is no
+separate prompt string: a conversation input is sent as it is (nothing appended), and one ending
+with an ``assistant`` message is a prefill: rendered with ``continue_final_message`` (no
+generation prompt), the model continues that message. A conversation input together with
+``extra["conversation"]`` / ``["conversations"]`` is a ``ConfigurationError``: give the
+conversation once. The local providers read no ``extra["system"]``: a system prompt is a system
+message (of the input or of ``extra["conversation"]``).
 """
 
 from __future__ import annotations
@@ -23,6 +36,8 @@ from typing import Any
 from attrs import field, frozen
 
 from llmbackend.errors import ConfigurationError, UnsupportedError
+from llmbackend.messages import Conversation, check_input
+from llmbackend.messages import Message as ChatMessage
 from llmbackend.types import GenerationConfig
 
 __all__ = [
@@ -109,18 +124,31 @@ CHAT_KEYS = ("conversation", "conversations")
 
 @frozen(kw_only=True)
 class PromptInput:
-    """One request's input: raw ``text``, or ``messages`` to render with the chat template."""
+    """One request's input: raw ``text``, or ``messages`` to render with the chat template;
+    ``prefill``: the last message is the assistant's, for the model to continue (rendered with
+    ``continue_final_message`` and no generation prompt)."""
 
     text: str | None = None
     messages: tuple[Message, ...] | None = None
+    prefill: bool = False
 
 
-def prompt_inputs(prompts: Sequence[str], config: GenerationConfig, *,
+def prompt_inputs(prompts: Sequence[str | Conversation], config: GenerationConfig, *,
                   apply_chat_template: bool) -> list[PromptInput]:
-    """Pure: the input of each prompt, by the rules in the module docstring. Raises
-    ``ConfigurationError`` for a malformed conversation, or ``conversations`` whose length is not
-    the number of prompts."""
+    """Pure: the input of each prompt (a string, or a conversation: a tuple of messages), by the
+    rules in the module docstring. Raises ``ConfigurationError`` for a malformed conversation,
+    ``conversations`` whose length is not the number of prompts, or a conversation input
+    together with ``extra["conversation"]`` / ``["conversations"]``."""
     extra = config.extra
+    given = next((index for index, prompt in enumerate(prompts)
+                  if not isinstance(prompt, str)), None)
+    if given is not None and ("conversation" in extra or "conversations" in extra):
+        key = "conversation" if "conversation" in extra else "conversations"
+        name = "the input" if len(prompts) == 1 else f"input #{given}"
+        raise ConfigurationError(
+            message=f"{name} is a list of messages and config.extra[{key!r}] gives a "
+            "conversation too: give the conversation once, as the input or in config.extra, "
+            "not both", key=key)
     if "conversation" in extra and "conversations" in extra:
         raise ConfigurationError(
             message="give config.extra['conversation'] (one for every prompt) or "
@@ -139,6 +167,9 @@ def prompt_inputs(prompts: Sequence[str], config: GenerationConfig, *,
         chats = [None] * len(prompts)
     inputs = []
     for index, (prompt, chat) in enumerate(zip(prompts, chats, strict=True)):
+        if not isinstance(prompt, str):  # a conversation input: no chat from extra (see above)
+            inputs.append(_conversation_input(prompt, None if len(prompts) == 1 else index))
+            continue
         if chat is None:
             inputs.append(PromptInput(messages=({"role": "user", "content": prompt},))
                           if apply_chat_template else PromptInput(text=prompt))
@@ -150,13 +181,25 @@ def prompt_inputs(prompts: Sequence[str], config: GenerationConfig, *,
     return inputs
 
 
+def _conversation_input(conversation: Conversation, index: int | None) -> PromptInput:
+    """A conversation input as it is (already checked upstream; checked again here, cheaply, for
+    a caller of the engine), as plain dicts: what ``extra["conversation"]`` gives the template."""
+    checked = check_input(conversation, index)
+    assert not isinstance(checked, str), "a list of messages is checked into a tuple of them"
+    messages = tuple(message.to_dict() for message in checked)
+    return PromptInput(messages=messages, prefill=checked[-1].role == "assistant")
+
+
 def check_messages(chat: object, index: int) -> tuple[Message, ...]:
-    """Pure: ``chat`` as a tuple of ``{"role", "content"}`` messages, or ``ConfigurationError``
-    saying what is wrong with conversation number ``index``."""
+    """Pure: ``chat`` (dicts or ``llmbackend.Message`` values) as a tuple of ``{"role",
+    "content"}`` messages, or ``ConfigurationError`` saying what is wrong with conversation
+    number ``index``."""
     if not isinstance(chat, list | tuple) or not chat:
         raise ConfigurationError(
             message=f"conversation #{index} must be a non-empty list of messages "
             "({'role': ..., 'content': ...})", key="conversation")
+    chat = [message.to_dict() if isinstance(message, ChatMessage) else message
+            for message in chat]
     for number, message in enumerate(chat):
         if not (isinstance(message, Mapping) and isinstance(message.get("role"), str)
                 and isinstance(message.get("content"), str)):

@@ -8,6 +8,9 @@ Mapping of the portable config:
 - ``temperature`` -> ``temperature``, ``top_p`` -> ``top_p``,
   ``max_tokens`` -> ``max_output_tokens`` (the API's minimum is 16);
 - ``extra["system"]`` -> ``instructions``; every other ``extra`` key is passed through as is;
+- a conversation -> ``input`` as a list of ``{"role", "content"}`` items, its system messages
+  -> ``instructions`` (``build_input``: a prefill, or system messages beside ``extra["system"]``,
+  fail with ``UnsupportedError``);
 - ``seed`` and ``extra["stop"]`` have no equivalent in OpenAI's own Responses API: there they
   fail with ``UnsupportedError`` unless the client was made with ``drop_unsupported_params=True``,
   which drops them with a warning. Nothing is ever dropped silently. With the provider option
@@ -36,6 +39,7 @@ from llmbackend.errors import (
     excerpt,
     excerpt_json,
 )
+from llmbackend.messages import Conversation, split_system
 from llmbackend.providers import (
     SERVER_KINDS,
     Provider,
@@ -65,6 +69,7 @@ __all__ = [
     "RESPONSES_PATH",
     "STRICT_UNSUPPORTED_KEYWORDS",
     "build_auth_headers",
+    "build_input",
     "build_response_request",
     "build_text_format",
     "collect_output",
@@ -101,7 +106,7 @@ def build_auth_headers(api_key: str) -> dict[str, str]:
 
 
 def build_response_request(request: GenerationRequest) -> Result[WireRequest, LLMError]:
-    """Pure: the ``POST /responses`` request for one prompt.
+    """Pure: the ``POST /responses`` request for one prompt or conversation (``build_input``).
 
     Fails with ``UnsupportedError`` naming the parameter when the request asks for something the
     Responses API cannot do (see the module docstring), or when ``extra`` collides with a field
@@ -133,15 +138,19 @@ def build_response_request(request: GenerationRequest) -> Result[WireRequest, LL
                 provider=NAME, parameter=name,
             ))
 
-    body: dict[str, Any] = {"model": request.model, "input": request.input}
     system = extra.pop("system", None)
-    if system is not None:
-        if not isinstance(system, str):
-            return Failure(UnsupportedError(
-                message="config.extra['system'] must be a string (it becomes 'instructions')",
-                provider=NAME, parameter="system",
-            ))
-        body["instructions"] = system
+    if system is not None and not isinstance(system, str):
+        return Failure(UnsupportedError(
+            message="config.extra['system'] must be a string (it becomes 'instructions')",
+            provider=NAME, parameter="system",
+        ))
+    mapped = build_input(request.input, system)
+    if isinstance(mapped, Failure):
+        return mapped
+    sent_input, instructions = mapped.unwrap()
+    body: dict[str, Any] = {"model": request.model, "input": sent_input}
+    if instructions is not None:
+        body["instructions"] = instructions
     if config.temperature is not None:
         body["temperature"] = config.temperature
     if config.top_p is not None:
@@ -180,6 +189,48 @@ def build_response_request(request: GenerationRequest) -> Result[WireRequest, LL
     return Success(WireRequest(
         method="POST", path=RESPONSES_PATH, json=body, warnings=tuple(warnings)
     ))
+
+
+def build_input(
+    value: str | Conversation, system: str | None = None
+) -> Result[tuple[str | list[dict[str, str]], str | None], LLMError]:
+    """Pure: the ``input`` and ``instructions`` of a request for a prompt or a conversation.
+
+    ``system`` is ``config.extra["system"]``. A prompt is sent as it is, with ``system`` as the
+    instructions. A conversation's system messages become ``instructions`` (several joined with a
+    blank line, in order), and its other turns the ``input`` list of ``{"role", "content"}``
+    items (the spec's ``EasyInputMessage``), in order; turns that are one user message are sent
+    as the plain string, which the API reads as exactly that. Fails with ``UnsupportedError``:
+    parameter ``system`` when the conversation has system messages and ``system`` is also set;
+    parameter ``input`` when it ends with an assistant turn (a prefill, which the Responses API
+    does not continue) or has no turn besides the system messages.
+    """
+    if isinstance(value, str):
+        return Success((value, system))
+    texts, turns = split_system(value)
+    if texts and system is not None:
+        return Failure(UnsupportedError(
+            message="give the system prompt once: as a system message or in "
+            "config.extra['system'], not both",
+            provider=NAME, parameter="system",
+        ))
+    if not turns:
+        return Failure(UnsupportedError(
+            message="the conversation has only system messages: add the user's turn",
+            provider=NAME, parameter="input",
+        ))
+    if turns[-1].role == "assistant":
+        return Failure(UnsupportedError(
+            message="the conversation ends with an assistant message (a prefill), which "
+            "OpenAI's Responses API does not continue: it reads assistant messages as earlier "
+            "answers and writes a new one. End the conversation with a user message",
+            provider=NAME, parameter="input",
+        ))
+    instructions = "\n\n".join(texts) if texts else system
+    if len(turns) == 1:  # one user message: the API reads a string input as exactly that
+        return Success((turns[0].content, instructions))
+    return Success(([{"role": turn.role, "content": turn.content} for turn in turns],
+                    instructions))
 
 
 def _unsupported_portable(name: str) -> UnsupportedError:

@@ -5,11 +5,12 @@ Reference: https://platform.openai.com/docs/guides/batch and the API reference f
 ``GET /batches/{id}``, ``POST /batches/{id}/cancel``).
 
 The lifecycle: the inputs become a JSONL file, one ``{"custom_id", "method", "url", "body"}`` line
-per input, where ``body`` is exactly the body the synchronous builder makes for that prompt; the
-file is uploaded with ``purpose=batch``; a batch is created on it for ``/v1/responses``; when it
-ends, its **output file** holds the answers and its **error file** the requests that failed, each
-line naming its ``custom_id``, in no particular order. Inputs the batch never ran (it expired or
-was cancelled) may be in the error file or in neither file: every input is accounted for anyway.
+per input, where ``body`` is exactly the body the synchronous builder makes for that prompt (or
+conversation); the file is uploaded with ``purpose=batch``; a batch is created on it for
+``/v1/responses``; when it ends, its **output file** holds the answers and its **error file** the
+requests that failed, each line naming its ``custom_id``, in no particular order. Inputs the batch
+never ran (it expired or was cancelled) may be in the error file or in neither file: every input
+is accounted for anyway.
 
 Strategy: one batch holds at most ``MAX_REQUESTS`` requests and ``MAX_FILE_BYTES`` of input; a
 larger job is split into several batches (``batching.split_lines``) behind one handle whose id
@@ -34,7 +35,9 @@ from llmbackend.errors import (
     ProviderError,
     ResponseParseError,
     excerpt,
+    unwrap,
 )
+from llmbackend.messages import Conversation
 from llmbackend.providers import json_object, path_segment, read_count
 from llmbackend.providers.openai import (
     LABEL,
@@ -226,31 +229,57 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 @frozen(kw_only=True)
 class LineEncoder:
     """Encodes batch input lines fast: the request body is built and encoded once, with a slot
-    where each prompt goes, so a line costs two string encodings and a join."""
+    where each prompt goes, so a prompt's line costs two string encodings and a join. A
+    conversation's line is built by ``build_response_request`` itself (its system messages and
+    turns change more of the body than the slot), so it is the same synchronous call's body."""
 
     head: bytes = field(repr=False)  # '{"custom_id":'
     middle: bytes = field(repr=False)  # ',"method":"POST","url":...,"body":{...,"input":'
     tail: bytes = field(repr=False)  # '...}}\n'
     warnings: tuple[str, ...] = ()
+    #: The request the template was built from (its input the slot): conversations build from it.
+    request: GenerationRequest = field(repr=False, eq=False)
 
-    def line(self, custom_id: str, prompt: str) -> bytes:
-        """Pure: the JSONL line (newline included) for one prompt."""
-        return b"".join((self.head, _ENCODER.encode(custom_id).encode(), self.middle,
-                         _ENCODER.encode(prompt).encode(), self.tail))
+    def encode(self, custom_id: str, prompt: str | Conversation) -> Result[bytes, LLMError]:
+        """Pure: the JSONL line (newline included) for one prompt or conversation, or the
+        ``UnsupportedError`` of a conversation the Responses API cannot take (a prefill, system
+        messages beside ``config.extra["system"]``: see ``openai.build_input``). A prompt never
+        fails."""
+        if isinstance(prompt, str):
+            return Success(b"".join((self.head, _ENCODER.encode(custom_id).encode(),
+                                     self.middle, _ENCODER.encode(prompt).encode(), self.tail)))
+        return build_response_request(evolve(self.request, input=prompt)).map(
+            lambda wire: (_ENCODER.encode({"custom_id": custom_id, "method": "POST",
+                                           "url": ENDPOINT, "body": wire.json})
+                          + "\n").encode())
 
-    def lines(self, custom_ids: Sequence[str], prompts: Sequence[str]) -> Iterator[bytes]:
-        """Pure, lazy: the line of every prompt, in order."""
-        return map(self.line, custom_ids, prompts)
+    def line(self, custom_id: str, prompt: str | Conversation) -> bytes:
+        """Pure: the JSONL line (newline included) for one prompt or conversation; raises the
+        ``UnsupportedError`` that ``encode`` reports for a conversation that cannot be sent."""
+        return unwrap(self.encode(custom_id, prompt))
+
+    def lines(self, custom_ids: Sequence[str], prompts: Sequence[str | Conversation]
+              ) -> Iterator[bytes]:
+        """Pure, lazy: the line of every input, in order. The first conversation that cannot be
+        sent raises its ``UnsupportedError``, its message naming the input (``input #i: ...``),
+        before any line after it is made: a batch writes every line before it uploads any."""
+        for index, (custom_id, prompt) in enumerate(zip(custom_ids, prompts, strict=True)):
+            encoded = self.encode(custom_id, prompt)
+            if isinstance(encoded, Failure):
+                error = encoded.failure()
+                raise evolve(error, message=f"input #{index}: {error.message}")
+            yield encoded.unwrap()
 
 
 def build_line_encoder(request: GenerationRequest) -> Result[LineEncoder, LLMError]:
     """Pure: the encoder for batch lines of ``request``'s model, config and schema.
 
-    Each line's ``body`` is what ``build_response_request`` makes for that prompt, so a batch
-    item is sent exactly as the same synchronous call would be. Fails as that builder fails
-    (e.g. ``UnsupportedError`` for ``seed``), before anything is uploaded.
+    Each line's ``body`` is what ``build_response_request`` makes for that prompt or
+    conversation, so a batch item is sent exactly as the same synchronous call would be. Fails as
+    that builder fails (e.g. ``UnsupportedError`` for ``seed``), before anything is uploaded.
     """
-    built = build_response_request(evolve(request, input=_SLOT))
+    template = evolve(request, input=_SLOT)
+    built = build_response_request(template)
     if isinstance(built, Failure):
         return built
     wire = built.unwrap()
@@ -262,7 +291,7 @@ def build_line_encoder(request: GenerationRequest) -> Result[LineEncoder, LLMErr
         raise ValueError("cannot template the batch line")
     head, middle, tail = (piece.encode() for piece in pieces)
     return Success(LineEncoder(head=head, middle=middle, tail=tail + b"\n",
-                               warnings=wire.warnings))
+                               warnings=wire.warnings, request=template))
 
 
 def build_file_upload(
