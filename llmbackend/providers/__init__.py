@@ -41,6 +41,7 @@ __all__ = [
     "missing_route_hint",
     "path_segment",
     "read_count",
+    "refuse_or_drop",
     "registration",
 ]
 
@@ -235,6 +236,18 @@ def answer_without_text(
 #: proxy or emulator of it) or ``"compatible"`` (a compatible server such as vLLM behind
 #: ``base_url``, which takes parameters the provider's own API refuses).
 SERVER_KINDS = ("official", "compatible")
+
+
+def refuse_or_drop(request: GenerationRequest, extra: dict[str, Any], warnings: list[str], *,
+                   name: str, refusal: LLMError, dropped: str) -> LLMError | None:
+    """Pure: the one rule for a parameter the endpoint does not take: ``refusal``, unless the
+    request lets builders drop it (``drop_unsupported``); then ``name`` leaves ``extra`` and the
+    warning ``dropped`` is added to ``warnings`` (``None``: go on without it)."""
+    if not request.drop_unsupported:
+        return refusal
+    extra.pop(name, None)
+    warnings.append(dropped)
+    return None
 
 
 def is_compatible_server(request: GenerationRequest) -> bool:

@@ -61,6 +61,7 @@ from llmbackend.providers import (
     json_object,
     missing_route_hint,
     read_count,
+    refuse_or_drop,
 )
 from llmbackend.retrying import retry_after_seconds
 from llmbackend.schemas import Schema
@@ -147,16 +148,16 @@ def build_messages_request(request: GenerationRequest) -> Result[WireRequest, LL
     warnings: list[str] = []
 
     if config.seed is not None or "seed" in extra:
-        if not request.drop_unsupported:
-            return Failure(UnsupportedError(
+        refused = refuse_or_drop(
+            request, extra, warnings, name="seed", refusal=UnsupportedError(
                 message="Anthropic's Messages API has no 'seed' parameter, so config.seed cannot "
                 "be honoured. Remove it, or create the client with drop_unsupported_params=True "
                 "to drop it with a warning.",
-                provider=NAME, parameter="seed",
-            ))
-        extra.pop("seed", None)
-        warnings.append("Anthropic's Messages API has no 'seed' parameter; it was dropped "
-                        "(drop_unsupported_params=True)")
+                provider=NAME, parameter="seed"),
+            dropped="Anthropic's Messages API has no 'seed' parameter; it was dropped "
+            "(drop_unsupported_params=True)")
+        if refused is not None:
+            return Failure(refused)
     sampling = _sampling(request, extra, warnings)
     if isinstance(sampling, Failure):
         return sampling
@@ -293,17 +294,18 @@ def _sampling(request: GenerationRequest, extra: dict[str, Any], warnings: list[
         if portable.get(name) is None and name not in extra:
             continue
         where = f"config.{name}" if portable.get(name) is not None else f"config.extra[{name!r}]"
-        if not request.drop_unsupported:
-            return Failure(UnsupportedError(
+        refused = refuse_or_drop(
+            request, extra, warnings, name=name, refusal=UnsupportedError(
                 message=f"Anthropic's Messages API no longer takes {name!r}, so {where} cannot "
                 "be honoured. Remove it, or create the client with "
                 "drop_unsupported_params=True to drop it with a warning. (For a compatible "
                 "server that takes it, such as vLLM, create the client with "
                 "server='compatible'.)",
-                provider=NAME, parameter=name))
-        extra.pop(name, None)
-        warnings.append(f"Anthropic's Messages API no longer takes {name!r}; it was dropped "
-                        "(drop_unsupported_params=True)")
+                provider=NAME, parameter=name),
+            dropped=f"Anthropic's Messages API no longer takes {name!r}; it was dropped "
+            "(drop_unsupported_params=True)")
+        if refused is not None:
+            return Failure(refused)
     return Success((None, None))
 
 

@@ -48,6 +48,7 @@ from llmbackend.providers import (
     json_object,
     missing_route_hint,
     read_count,
+    refuse_or_drop,
 )
 from llmbackend.retrying import retry_after_seconds
 from llmbackend.schemas import Schema, is_object_schema, resolve_local_ref, rewrite, subschemas
@@ -124,11 +125,12 @@ def build_response_request(request: GenerationRequest) -> Result[WireRequest, LL
     ):
         if not present or not official:
             continue
-        if not request.drop_unsupported:
-            return Failure(_unsupported_portable(name))
-        extra.pop(name, None)
-        warnings.append(f"OpenAI's Responses API has no {name!r} parameter; it was dropped "
-                        "(drop_unsupported_params=True)")
+        refused = refuse_or_drop(
+            request, extra, warnings, name=name, refusal=_unsupported_portable(name),
+            dropped=f"OpenAI's Responses API has no {name!r} parameter; it was dropped "
+            "(drop_unsupported_params=True)")
+        if refused is not None:
+            return Failure(refused)
 
     for name in ("stream", "background"):
         if extra.get(name):
