@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         UnsupportedError,
     )
     from llmbackend.jobs import Batch, CompletedBatch
+    from llmbackend.messages import Input, Message, MessageDict
     from llmbackend.types import Generation, GenerationConfig, StructuredOutput, Usage
 
 __version__ = "0.1.0"
@@ -68,9 +69,12 @@ __all__ = [
     "Generation",
     "GenerationConfig",
     "HTTPStatusError",
+    "Input",
     "InvalidSchemaError",
     "LLMBackendWarning",
     "LLMError",
+    "Message",
+    "MessageDict",
     "MissingCredentialsError",
     "MissingDependencyError",
     "NoTextError",
@@ -110,6 +114,7 @@ _HOME = {
     **dict.fromkeys(("BatchCounts", "BatchState", "BatchStatus"), "llmbackend.batching"),
     "Batch": "llmbackend.jobs",
     "CompletedBatch": "llmbackend.jobs",
+    **dict.fromkeys(("Input", "Message", "MessageDict"), "llmbackend.messages"),
     **dict.fromkeys(("Generation", "GenerationConfig", "StructuredOutput", "Usage"),
                     "llmbackend.types"),
 }

@@ -9,6 +9,10 @@ Two faces of one pipeline:
 Programmer errors (unknown provider, option or config key, bad argument types, missing API key)
 raise ``ConfigurationError`` / ``MissingCredentialsError`` at once on both faces.
 
+Every ``input`` (and every item of ``inputs``) is a prompt string or a list of messages
+(``{"role": "system" | "user" | "assistant", "content": str}`` dicts or ``llmbackend.Message``
+values; ``llmbackend.Input`` is the type): see docs/messages.md.
+
 Strategy: every body here is one funnel into a backend (``llmbackend.backends``), the way httpx's
 top-level ``get`` opens a client and calls ``request``: ``client(...)`` opens a backend of its
 own, the top-level functions a shared one. Which kind of provider it is (remote or local), how
@@ -27,6 +31,7 @@ from llmbackend.backends import Backend, LLMBackendWarning, in_thread, open_back
 from llmbackend.batching import DEFAULT_CONCURRENCY
 from llmbackend.errors import ConfigurationError, LLMError, unwrap
 from llmbackend.fanout import Progress
+from llmbackend.messages import Input
 from llmbackend.types import ConfigInput, Generation, StructuredOutput
 
 if TYPE_CHECKING:
@@ -93,47 +98,48 @@ class Client:
         await self.aclose()
 
     @overload
-    def generate(self, input: str, config: ConfigInput = None, schema: None = None, *,
+    def generate(self, input: Input, config: ConfigInput = None, schema: None = None, *,
                  timeout: float | None = None, max_retries: int | None = None
                  ) -> Result[Generation[str], LLMError]: ...
 
     @overload
-    def generate(self, input: str, config: ConfigInput, schema: StructuredOutput[T], *,
+    def generate(self, input: Input, config: ConfigInput, schema: StructuredOutput[T], *,
                  timeout: float | None = None, max_retries: int | None = None
                  ) -> Result[Generation[T], LLMError]: ...
 
     @overload
-    def generate(self, input: str, config: ConfigInput = None, *, schema: StructuredOutput[T],
+    def generate(self, input: Input, config: ConfigInput = None, *, schema: StructuredOutput[T],
                  timeout: float | None = None, max_retries: int | None = None
                  ) -> Result[Generation[T], LLMError]: ...
 
-    def generate(self, input: str, config: ConfigInput = None,
+    def generate(self, input: Input, config: ConfigInput = None,
                  schema: StructuredOutput[Any] | None = None, *, timeout: float | None = None,
                  max_retries: int | None = None) -> Result[Generation[Any], LLMError]:
         """Typed face: the whole ``Generation`` on success, the ``LLMError`` as a ``Failure``.
 
-        ``timeout`` (seconds for the whole request, each attempt) and ``max_retries`` override
+        ``input`` is a prompt string or a list of messages (see docs/messages.md). ``timeout``
+        (seconds for the whole request, each attempt) and ``max_retries`` override
         the client's for this call only (see docs/retries-and-timeouts.md).
         """
         return self._backend.generate(input, config, schema, timeout=timeout,
                                      max_retries=max_retries)
 
     @overload
-    async def agenerate(self, input: str, config: ConfigInput = None, schema: None = None, *,
+    async def agenerate(self, input: Input, config: ConfigInput = None, schema: None = None, *,
                         timeout: float | None = None, max_retries: int | None = None
                         ) -> Result[Generation[str], LLMError]: ...
 
     @overload
-    async def agenerate(self, input: str, config: ConfigInput, schema: StructuredOutput[T], *,
+    async def agenerate(self, input: Input, config: ConfigInput, schema: StructuredOutput[T], *,
                         timeout: float | None = None, max_retries: int | None = None
                         ) -> Result[Generation[T], LLMError]: ...
 
     @overload
-    async def agenerate(self, input: str, config: ConfigInput = None, *,
+    async def agenerate(self, input: Input, config: ConfigInput = None, *,
                         schema: StructuredOutput[T], timeout: float | None = None,
                         max_retries: int | None = None) -> Result[Generation[T], LLMError]: ...
 
-    async def agenerate(self, input: str, config: ConfigInput = None,
+    async def agenerate(self, input: Input, config: ConfigInput = None,
                         schema: StructuredOutput[Any] | None = None, *,
                         timeout: float | None = None, max_retries: int | None = None
                         ) -> Result[Generation[Any], LLMError]:
@@ -143,21 +149,21 @@ class Client:
                                             max_retries=max_retries)
 
     @overload
-    async def aget_response(self, input: str, config: ConfigInput = None, schema: None = None,
+    async def aget_response(self, input: Input, config: ConfigInput = None, schema: None = None,
                             *, timeout: float | None = None, max_retries: int | None = None
                             ) -> str: ...
 
     @overload
-    async def aget_response(self, input: str, config: ConfigInput,
+    async def aget_response(self, input: Input, config: ConfigInput,
                             schema: StructuredOutput[T], *, timeout: float | None = None,
                             max_retries: int | None = None) -> T: ...
 
     @overload
-    async def aget_response(self, input: str, config: ConfigInput = None, *,
+    async def aget_response(self, input: Input, config: ConfigInput = None, *,
                             schema: StructuredOutput[T], timeout: float | None = None,
                             max_retries: int | None = None) -> T: ...
 
-    async def aget_response(self, input: str, config: ConfigInput = None,
+    async def aget_response(self, input: Input, config: ConfigInput = None,
                             schema: StructuredOutput[Any] | None = None, *,
                             timeout: float | None = None, max_retries: int | None = None
                             ) -> Any:
@@ -170,19 +176,19 @@ class Client:
         await self._backend.aclose()
 
     @overload
-    def get_response(self, input: str, config: ConfigInput = None, schema: None = None, *,
+    def get_response(self, input: Input, config: ConfigInput = None, schema: None = None, *,
                      timeout: float | None = None, max_retries: int | None = None) -> str: ...
 
     @overload
-    def get_response(self, input: str, config: ConfigInput, schema: StructuredOutput[T], *,
+    def get_response(self, input: Input, config: ConfigInput, schema: StructuredOutput[T], *,
                      timeout: float | None = None, max_retries: int | None = None) -> T: ...
 
     @overload
-    def get_response(self, input: str, config: ConfigInput = None, *,
+    def get_response(self, input: Input, config: ConfigInput = None, *,
                      schema: StructuredOutput[T], timeout: float | None = None,
                      max_retries: int | None = None) -> T: ...
 
-    def get_response(self, input: str, config: ConfigInput = None,
+    def get_response(self, input: Input, config: ConfigInput = None,
                      schema: StructuredOutput[Any] | None = None, *,
                      timeout: float | None = None, max_retries: int | None = None) -> Any:
         """Seed face: the answer (text, or the parsed object with a schema); raises ``LLMError``.
@@ -191,25 +197,25 @@ class Client:
             input, config, schema, timeout=timeout, max_retries=max_retries)).parsed
 
     @overload
-    def map(self, inputs: Iterable[str], config: ConfigInput = None, schema: None = None, *,
+    def map(self, inputs: Iterable[Input], config: ConfigInput = None, schema: None = None, *,
             concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
             timeout: float | None = None, max_retries: int | None = None
             ) -> Generator[Result[Generation[str], LLMError], None, None]: ...
 
     @overload
-    def map(self, inputs: Iterable[str], config: ConfigInput, schema: StructuredOutput[T], *,
+    def map(self, inputs: Iterable[Input], config: ConfigInput, schema: StructuredOutput[T], *,
             concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
             timeout: float | None = None, max_retries: int | None = None
             ) -> Generator[Result[Generation[T], LLMError], None, None]: ...
 
     @overload
-    def map(self, inputs: Iterable[str], config: ConfigInput = None, *,
+    def map(self, inputs: Iterable[Input], config: ConfigInput = None, *,
             schema: StructuredOutput[T], concurrency: int = DEFAULT_CONCURRENCY,
             progress: Progress | bool | None = None, timeout: float | None = None,
             max_retries: int | None = None
             ) -> Generator[Result[Generation[T], LLMError], None, None]: ...
 
-    def map(self, inputs: Iterable[str], config: ConfigInput = None,
+    def map(self, inputs: Iterable[Input], config: ConfigInput = None,
             schema: StructuredOutput[Any] | None = None, *,
             concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
             timeout: float | None = None, max_retries: int | None = None
@@ -230,27 +236,27 @@ class Client:
                                  progress=progress, timeout=timeout, max_retries=max_retries)
 
     @overload
-    def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput = None,
+    def amap(self, inputs: Iterable[Input] | AsyncIterable[Input], config: ConfigInput = None,
              schema: None = None, *, concurrency: int = DEFAULT_CONCURRENCY,
              progress: Progress | bool | None = None, timeout: float | None = None,
              max_retries: int | None = None
              ) -> AsyncGenerator[Result[Generation[str], LLMError], None]: ...
 
     @overload
-    def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput,
+    def amap(self, inputs: Iterable[Input] | AsyncIterable[Input], config: ConfigInput,
              schema: StructuredOutput[T], *, concurrency: int = DEFAULT_CONCURRENCY,
              progress: Progress | bool | None = None, timeout: float | None = None,
              max_retries: int | None = None
              ) -> AsyncGenerator[Result[Generation[T], LLMError], None]: ...
 
     @overload
-    def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput = None, *,
+    def amap(self, inputs: Iterable[Input] | AsyncIterable[Input], config: ConfigInput = None, *,
              schema: StructuredOutput[T], concurrency: int = DEFAULT_CONCURRENCY,
              progress: Progress | bool | None = None, timeout: float | None = None,
              max_retries: int | None = None
              ) -> AsyncGenerator[Result[Generation[T], LLMError], None]: ...
 
-    def amap(self, inputs: Iterable[str] | AsyncIterable[str], config: ConfigInput = None,
+    def amap(self, inputs: Iterable[Input] | AsyncIterable[Input], config: ConfigInput = None,
              schema: StructuredOutput[Any] | None = None, *,
              concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
              timeout: float | None = None, max_retries: int | None = None
@@ -261,24 +267,25 @@ class Client:
                                   progress=progress, timeout=timeout, max_retries=max_retries)
 
     @overload
-    def submit_batch(self, inputs: Iterable[str], config: ConfigInput = None,
+    def submit_batch(self, inputs: Iterable[Input], config: ConfigInput = None,
                      schema: None = None, batch_options: Mapping[str, Any] | None = None
                      ) -> Batch[str]: ...
 
     @overload
-    def submit_batch(self, inputs: Iterable[str], config: ConfigInput,
+    def submit_batch(self, inputs: Iterable[Input], config: ConfigInput,
                      schema: StructuredOutput[T],
                      batch_options: Mapping[str, Any] | None = None) -> Batch[T]: ...
 
     @overload
-    def submit_batch(self, inputs: Iterable[str], config: ConfigInput = None, *,
+    def submit_batch(self, inputs: Iterable[Input], config: ConfigInput = None, *,
                      schema: StructuredOutput[T],
                      batch_options: Mapping[str, Any] | None = None) -> Batch[T]: ...
 
-    def submit_batch(self, inputs: Iterable[str], config: ConfigInput = None,
+    def submit_batch(self, inputs: Iterable[Input], config: ConfigInput = None,
                      schema: StructuredOutput[Any] | None = None,
                      batch_options: Mapping[str, Any] | None = None) -> Batch[Any]:
-        """Start a provider batch job of ``inputs`` (one prompt each) and return its handle.
+        """Start a provider batch job of ``inputs`` (each a prompt or a list of messages) and
+        return its handle.
 
         ``batch_options`` for OpenAI: ``display_name``, ``completion_window`` (``"24h"``),
         ``custom_ids`` (one unique id per input), ``system``, ``max_requests_per_batch``. Bad
@@ -318,21 +325,21 @@ class Client:
         return self._backend.restore_batch(saved, schema)
 
     @overload
-    async def asubmit_batch(self, inputs: Iterable[str], config: ConfigInput = None,
+    async def asubmit_batch(self, inputs: Iterable[Input], config: ConfigInput = None,
                             schema: None = None, batch_options: Mapping[str, Any] | None = None
                             ) -> Batch[str]: ...
 
     @overload
-    async def asubmit_batch(self, inputs: Iterable[str], config: ConfigInput,
+    async def asubmit_batch(self, inputs: Iterable[Input], config: ConfigInput,
                             schema: StructuredOutput[T],
                             batch_options: Mapping[str, Any] | None = None) -> Batch[T]: ...
 
     @overload
-    async def asubmit_batch(self, inputs: Iterable[str], config: ConfigInput = None, *,
+    async def asubmit_batch(self, inputs: Iterable[Input], config: ConfigInput = None, *,
                             schema: StructuredOutput[T],
                             batch_options: Mapping[str, Any] | None = None) -> Batch[T]: ...
 
-    async def asubmit_batch(self, inputs: Iterable[str], config: ConfigInput = None,
+    async def asubmit_batch(self, inputs: Iterable[Input], config: ConfigInput = None,
                             schema: StructuredOutput[Any] | None = None,
                             batch_options: Mapping[str, Any] | None = None) -> Batch[Any]:
         """Async ``submit_batch``: an immediate batch runs as tasks on the event loop, a native
@@ -379,23 +386,23 @@ def client(provider: str, model: str, **provider_options: Any) -> Client:
 
 
 @overload
-def generate(provider: str, model: str, input: str, config: ConfigInput = None,
+def generate(provider: str, model: str, input: Input, config: ConfigInput = None,
              schema: None = None, **provider_options: Any) -> Result[Generation[str], LLMError]: ...
 
 
 @overload
-def generate(provider: str, model: str, input: str, config: ConfigInput,
+def generate(provider: str, model: str, input: Input, config: ConfigInput,
              schema: StructuredOutput[T], **provider_options: Any
              ) -> Result[Generation[T], LLMError]: ...
 
 
 @overload
-def generate(provider: str, model: str, input: str, config: ConfigInput = None, *,
+def generate(provider: str, model: str, input: Input, config: ConfigInput = None, *,
              schema: StructuredOutput[T], **provider_options: Any
              ) -> Result[Generation[T], LLMError]: ...
 
 
-def generate(provider: str, model: str, input: str, config: ConfigInput = None,
+def generate(provider: str, model: str, input: Input, config: ConfigInput = None,
              schema: StructuredOutput[Any] | None = None, **provider_options: Any
              ) -> Result[Generation[Any], LLMError]:
     """Typed face, one call: ``Result[Generation[T], LLMError]`` without making a client.
@@ -408,21 +415,21 @@ def generate(provider: str, model: str, input: str, config: ConfigInput = None,
 
 
 @overload
-def get_response(provider: str, model: str, input: str, config: ConfigInput = None,
+def get_response(provider: str, model: str, input: Input, config: ConfigInput = None,
                  schema: None = None, **provider_options: Any) -> str: ...
 
 
 @overload
-def get_response(provider: str, model: str, input: str, config: ConfigInput,
+def get_response(provider: str, model: str, input: Input, config: ConfigInput,
                  schema: StructuredOutput[T], **provider_options: Any) -> T: ...
 
 
 @overload
-def get_response(provider: str, model: str, input: str, config: ConfigInput = None, *,
+def get_response(provider: str, model: str, input: Input, config: ConfigInput = None, *,
                  schema: StructuredOutput[T], **provider_options: Any) -> T: ...
 
 
-def get_response(provider: str, model: str, input: str, config: ConfigInput = None,
+def get_response(provider: str, model: str, input: Input, config: ConfigInput = None,
                  schema: StructuredOutput[Any] | None = None, **provider_options: Any) -> Any:
     """Seed face, one call: the answer (text, or the parsed object with a schema).
 
@@ -432,25 +439,25 @@ def get_response(provider: str, model: str, input: str, config: ConfigInput = No
 
 
 @overload
-def create_batch(inputs: Iterable[str], provider: str, model: str, config: ConfigInput = None,
+def create_batch(inputs: Iterable[Input], provider: str, model: str, config: ConfigInput = None,
                  schema: None = None, batch_options: Mapping[str, Any] | None = None,
                  **provider_options: Any) -> Batch[str]: ...
 
 
 @overload
-def create_batch(inputs: Iterable[str], provider: str, model: str, config: ConfigInput,
+def create_batch(inputs: Iterable[Input], provider: str, model: str, config: ConfigInput,
                  schema: StructuredOutput[T], batch_options: Mapping[str, Any] | None = None,
                  **provider_options: Any) -> Batch[T]: ...
 
 
 @overload
-def create_batch(inputs: Iterable[str], provider: str, model: str, config: ConfigInput = None,
+def create_batch(inputs: Iterable[Input], provider: str, model: str, config: ConfigInput = None,
                  *, schema: StructuredOutput[T], batch_options: Mapping[str, Any] | None = None,
                  **provider_options: Any) -> Batch[T]: ...
 
 
 def create_batch(  # noqa: PLR0917 -- the seed README's signature, positional as documented
-    inputs: Iterable[str], provider: str, model: str, config: ConfigInput = None,
+    inputs: Iterable[Input], provider: str, model: str, config: ConfigInput = None,
     schema: StructuredOutput[Any] | None = None, batch_options: Mapping[str, Any] | None = None,
     **provider_options: Any,
 ) -> Batch[Any]:
@@ -505,24 +512,24 @@ def restore_batch(saved: Mapping[str, Any], schema: StructuredOutput[Any] | None
 
 
 @overload
-async def agenerate(provider: str, model: str, input: str, config: ConfigInput = None,
+async def agenerate(provider: str, model: str, input: Input, config: ConfigInput = None,
                     schema: None = None, **provider_options: Any
                     ) -> Result[Generation[str], LLMError]: ...
 
 
 @overload
-async def agenerate(provider: str, model: str, input: str, config: ConfigInput,
+async def agenerate(provider: str, model: str, input: Input, config: ConfigInput,
                     schema: StructuredOutput[T], **provider_options: Any
                     ) -> Result[Generation[T], LLMError]: ...
 
 
 @overload
-async def agenerate(provider: str, model: str, input: str, config: ConfigInput = None, *,
+async def agenerate(provider: str, model: str, input: Input, config: ConfigInput = None, *,
                     schema: StructuredOutput[T], **provider_options: Any
                     ) -> Result[Generation[T], LLMError]: ...
 
 
-async def agenerate(provider: str, model: str, input: str, config: ConfigInput = None,
+async def agenerate(provider: str, model: str, input: Input, config: ConfigInput = None,
                     schema: StructuredOutput[Any] | None = None, **provider_options: Any
                     ) -> Result[Generation[Any], LLMError]:
     """Async typed face, one call: ``generate`` on the running event loop."""
@@ -531,21 +538,21 @@ async def agenerate(provider: str, model: str, input: str, config: ConfigInput =
 
 
 @overload
-async def aget_response(provider: str, model: str, input: str, config: ConfigInput = None,
+async def aget_response(provider: str, model: str, input: Input, config: ConfigInput = None,
                         schema: None = None, **provider_options: Any) -> str: ...
 
 
 @overload
-async def aget_response(provider: str, model: str, input: str, config: ConfigInput,
+async def aget_response(provider: str, model: str, input: Input, config: ConfigInput,
                         schema: StructuredOutput[T], **provider_options: Any) -> T: ...
 
 
 @overload
-async def aget_response(provider: str, model: str, input: str, config: ConfigInput = None, *,
+async def aget_response(provider: str, model: str, input: Input, config: ConfigInput = None, *,
                         schema: StructuredOutput[T], **provider_options: Any) -> T: ...
 
 
-async def aget_response(provider: str, model: str, input: str, config: ConfigInput = None,
+async def aget_response(provider: str, model: str, input: Input, config: ConfigInput = None,
                         schema: StructuredOutput[Any] | None = None, **provider_options: Any
                         ) -> Any:
     """Async seed face, one call: the answer, or the ``LLMError`` raised."""
@@ -554,28 +561,28 @@ async def aget_response(provider: str, model: str, input: str, config: ConfigInp
 
 
 @overload
-async def acreate_batch(inputs: Iterable[str], provider: str, model: str,
+async def acreate_batch(inputs: Iterable[Input], provider: str, model: str,
                         config: ConfigInput = None, schema: None = None,
                         batch_options: Mapping[str, Any] | None = None,
                         **provider_options: Any) -> Batch[str]: ...
 
 
 @overload
-async def acreate_batch(inputs: Iterable[str], provider: str, model: str, config: ConfigInput,
+async def acreate_batch(inputs: Iterable[Input], provider: str, model: str, config: ConfigInput,
                         schema: StructuredOutput[T],
                         batch_options: Mapping[str, Any] | None = None,
                         **provider_options: Any) -> Batch[T]: ...
 
 
 @overload
-async def acreate_batch(inputs: Iterable[str], provider: str, model: str,
+async def acreate_batch(inputs: Iterable[Input], provider: str, model: str,
                         config: ConfigInput = None, *, schema: StructuredOutput[T],
                         batch_options: Mapping[str, Any] | None = None,
                         **provider_options: Any) -> Batch[T]: ...
 
 
 async def acreate_batch(  # noqa: PLR0917 -- create_batch's signature
-    inputs: Iterable[str], provider: str, model: str, config: ConfigInput = None,
+    inputs: Iterable[Input], provider: str, model: str, config: ConfigInput = None,
     schema: StructuredOutput[Any] | None = None, batch_options: Mapping[str, Any] | None = None,
     **provider_options: Any,
 ) -> Batch[Any]:

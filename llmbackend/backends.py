@@ -43,7 +43,6 @@ from llmbackend.checks import (
     check_max_retries,
     check_model,
     check_progress,
-    check_prompt,
     check_schema,
     check_sendable_config,
     check_timeout,
@@ -51,6 +50,7 @@ from llmbackend.checks import (
 from llmbackend.convert import config_from
 from llmbackend.errors import ConfigurationError, LLMError, unwrap
 from llmbackend.fanout import Progress
+from llmbackend.messages import CheckedInput, check_input
 from llmbackend.progress import progress_callback
 from llmbackend.providers import Provider, get_provider, registration
 from llmbackend.providers.local import LOCAL_PROVIDERS, LocalProvider, check_options
@@ -177,12 +177,14 @@ class Backend:
                         timeout=timeout, max_retries=max_retries)
         return fanout.awith_progress(run, progress, self.label())
 
-    def _map(self, prompts: Iterator[str], *, size: int, total: int | None, config: ConfigInput,
+    def _map(self, prompts: Iterator[CheckedInput], *, size: int, total: int | None,
+             config: ConfigInput,
              schema: StructuredOutput[Any] | None, timeout: float | None,
              max_retries: int | None) -> Callable[[Progress | None], Iterator[Outcome]]:
         raise NotImplementedError
 
-    def _amap(self, prompts: AsyncIterator[str] | Iterator[str], *, size: int, total: int | None,
+    def _amap(self, prompts: AsyncIterator[CheckedInput] | Iterator[CheckedInput], *, size: int,
+              total: int | None,
               config: ConfigInput, schema: StructuredOutput[Any] | None,
               timeout: float | None, max_retries: int | None
               ) -> Callable[[Progress | None], AsyncIterator[Outcome]]:
@@ -298,10 +300,10 @@ class RemoteBackend(Backend):
         return self.settings.base_url
 
     def request(self, input: object, config: ConfigInput, schema: object) -> GenerationRequest:
-        """The checked ``GenerationRequest`` of one prompt (``""`` for a fan-out's or a batch's
-        shared request, whose input is set per item)."""
+        """The checked ``GenerationRequest`` of one input, a prompt or a list of messages
+        (``""`` for a fan-out's or a batch's shared request, whose input is set per item)."""
         return GenerationRequest(
-            model=self.model, input=check_prompt(input),
+            model=self.model, input=check_input(input),
             config=check_sendable_config(config_from(config)),
             schema=check_schema(schema), drop_unsupported=self.settings.drop_unsupported,
             options=dict(self.settings.options))
@@ -346,21 +348,23 @@ class RemoteBackend(Backend):
 
         return transport.redact_result(await pipeline.agenerate(self.record, request, send))
 
-    def _map(self, prompts: Iterator[str], *, size: int, total: int | None, config: ConfigInput,
+    def _map(self, prompts: Iterator[CheckedInput], *, size: int, total: int | None,
+             config: ConfigInput,
              schema: StructuredOutput[Any] | None, timeout: float | None,
              max_retries: int | None) -> Callable[[Progress | None], Iterator[Outcome]]:
         request = self.request("", config, schema)
         provider, transport = self.record, self._transport_for(timeout, max_retries)
         self._first_build(request)
 
-        def run(prompt: str) -> Outcome:
+        def run(prompt: CheckedInput) -> Outcome:
             return transport.redact_result(
                 pipeline.generate(provider, evolve(request, input=prompt), transport.send))
 
         return lambda update: fanout.ordered_map(run, prompts, size, progress=update,
                                                  total=total)
 
-    def _amap(self, prompts: AsyncIterator[str] | Iterator[str], *, size: int, total: int | None,
+    def _amap(self, prompts: AsyncIterator[CheckedInput] | Iterator[CheckedInput], *, size: int,
+              total: int | None,
               config: ConfigInput, schema: StructuredOutput[Any] | None,
               timeout: float | None, max_retries: int | None
               ) -> Callable[[Progress | None], AsyncIterator[Outcome]]:
@@ -368,7 +372,7 @@ class RemoteBackend(Backend):
         provider, transport = self.record, self._transport_for(timeout, max_retries)
         self._first_build(request)
 
-        async def run(prompt: str) -> Outcome:
+        async def run(prompt: CheckedInput) -> Outcome:
             return transport.redact_result(await pipeline.agenerate(
                 provider, evolve(request, input=prompt), transport.asend))
 
@@ -377,7 +381,7 @@ class RemoteBackend(Backend):
 
     def _batch_plan(self, inputs: object, config: ConfigInput, schema: object,
                     batch_options: object
-                    ) -> tuple[list[str], GenerationRequest, dict[str, Any], str]:
+                    ) -> tuple[list[CheckedInput], GenerationRequest, dict[str, Any], str]:
         """The checked prompts, shared request, options (less ``mode``) and mode of a batch:
         everything is checked here, once, before anything is sent or uploaded."""
         prompts = check_inputs(inputs)
@@ -502,7 +506,7 @@ class LocalBackend(Backend):
     def where(self) -> str:
         return "in process"
 
-    def _outcomes(self, prompts: list[str], config: GenerationConfig,
+    def _outcomes(self, prompts: list[CheckedInput], config: GenerationConfig,
                   schema: StructuredOutput[Any] | None) -> list[Outcome]:
         """Every prompt's outcome from one batched run of the engine, validated."""
         return [outcome.bind(lambda generation: pipeline.attach_parsed(schema, generation))
@@ -523,7 +527,7 @@ class LocalBackend(Backend):
     def generate(self, input: object, config: ConfigInput, schema: object, *,
                  timeout: float | None = None, max_retries: int | None = None) -> Outcome:
         self._network_options(timeout, max_retries)
-        prompt, checked = check_prompt(input), check_schema(schema)
+        prompt, checked = check_input(input), check_schema(schema)
         (outcome,) = self._outcomes([prompt], config_from(config), checked)
         return outcome
 
@@ -533,26 +537,28 @@ class LocalBackend(Backend):
         self._network_options(timeout, max_retries)
         return await in_thread(self.generate, input, config, schema)
 
-    def _map(self, prompts: Iterator[str], *, size: int, total: int | None, config: ConfigInput,
+    def _map(self, prompts: Iterator[CheckedInput], *, size: int, total: int | None,
+             config: ConfigInput,
              schema: StructuredOutput[Any] | None, timeout: float | None,
              max_retries: int | None) -> Callable[[Progress | None], Iterator[Outcome]]:
         self._network_options(timeout, max_retries)
         settings = config_from(config)
 
-        def run_chunk(chunk: list[str]) -> list[Outcome]:
+        def run_chunk(chunk: list[CheckedInput]) -> list[Outcome]:
             return self._outcomes(chunk, settings, schema)
 
         return lambda update: fanout.chunked_map(run_chunk, prompts, size, progress=update,
                                                  total=total)
 
-    def _amap(self, prompts: AsyncIterator[str] | Iterator[str], *, size: int, total: int | None,
+    def _amap(self, prompts: AsyncIterator[CheckedInput] | Iterator[CheckedInput], *, size: int,
+              total: int | None,
               config: ConfigInput, schema: StructuredOutput[Any] | None,
               timeout: float | None, max_retries: int | None
               ) -> Callable[[Progress | None], AsyncIterator[Outcome]]:
         self._network_options(timeout, max_retries)
         settings = config_from(config)
 
-        async def run_chunk(chunk: list[str]) -> list[Outcome]:
+        async def run_chunk(chunk: list[CheckedInput]) -> list[Outcome]:
             # A batched run blocks for as long as the model computes: a worker thread.
             return await in_thread(self._outcomes, chunk, settings, schema)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from returns.result import Failure, Result, Success
 
 from llmbackend.checks import check_progress
@@ -42,6 +42,7 @@ __all__ = [
     "combine_statuses",
     "default_custom_ids",
     "describe_failures",
+    "encoded_items",
     "item_failures",
     "natural_key",
     "parse_immediate_options",
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 -- an input
 
 # --- statuses -------------------------------------------------------------------------------------
 
@@ -428,6 +430,25 @@ def default_custom_ids(count: int) -> tuple[str, ...]:
     """Pure: the custom ids of a batch whose caller gave none: ``request-0``, ``request-1``...
     (the one place they are spelled; every provider's job and the immediate batches use it)."""
     return tuple(f"request-{index}" for index in range(count))
+
+
+def encoded_items(encode: Callable[[str, I], Result[T, LLMError]], custom_ids: Sequence[str],
+                  inputs: Sequence[I]) -> Iterator[T]:
+    """Pure, lazy: ``encode(custom_id, input)`` of every item of a batch, in order. The first
+    item that cannot be encoded (a conversation the provider refuses: a prefill, a system
+    message beside ``extra["system"]``) raises its error, the message naming the item by index
+    and custom id; a batch encodes every item before it uploads or sends any, so nothing has
+    been sent then.
+
+    Strategy: the one convention for a refused batch item, on every provider and both modes
+    (the native jobs' encoders, the immediate batches' builder)."""
+    for index, (custom_id, item) in enumerate(zip(custom_ids, inputs, strict=True)):
+        encoded = encode(custom_id, item)
+        if isinstance(encoded, Failure):
+            error = encoded.failure()
+            raise evolve(error, message=f"input #{index} (custom id {custom_id!r}): "
+                         f"{error.message}")
+        yield encoded.unwrap()
 
 
 # --- batch ids ------------------------------------------------------------------------------------

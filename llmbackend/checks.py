@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any
 
 from llmbackend.errors import ConfigurationError
+from llmbackend.messages import Conversation, check_input
 from llmbackend.schemas import json_problem, short_path, text_problem
 from llmbackend.types import GenerationConfig, StructuredOutput
 
@@ -24,7 +25,6 @@ __all__ = [
     "check_model",
     "check_poll_interval",
     "check_progress",
-    "check_prompt",
     "check_schema",
     "check_sendable_config",
     "check_timeout",
@@ -32,28 +32,16 @@ __all__ = [
 ]
 
 
-def check_prompt(value: object, index: int | None = None) -> str:
-    """``value`` if it is a prompt: a string that UTF-8 can encode (no lone surrogate, which
-    could not be sent); ``index`` names its place among many inputs."""
-    name, key = ("input", "input") if index is None else (f"input #{index}", "inputs")
-    if not isinstance(value, str):
-        what = "the prompt" if index is None else "a prompt"
-        raise ConfigurationError(
-            message=f"{name} must be a string ({what}), got {type(value).__name__}", key=key)
-    problem = text_problem(value)
-    if problem is not None:
-        raise ConfigurationError(message=f"{name} {problem}", key=key)
-    return value
-
-
 def check_iterable_inputs(inputs: object, what: str = "a list") -> Iterable[object]:
-    """``inputs`` if it can be read as a fan-out's or a batch's inputs, one prompt after the
-    other: an iterable, but not a string (one prompt, not many), nor a mapping (whose keys
-    would become the prompts), nor a set (which has no order to match results by).
+    """``inputs`` if it can be read as a fan-out's or a batch's inputs, one input (a prompt or a
+    list of messages) after the other: an iterable, but not a string (one prompt, not many), nor
+    a mapping (whose keys would become the prompts), nor a set (which has no order to match
+    results by).
     ``what`` says what is wanted, for the message."""
     if isinstance(inputs, str | bytes) or not isinstance(inputs, Iterable):
         raise ConfigurationError(
-            message=f"inputs must be {what} of prompts (strings), got {type(inputs).__name__}",
+            message=f"inputs must be {what} of prompts (strings, or lists of messages), got "
+            f"{type(inputs).__name__}",
             key="inputs")
     if isinstance(inputs, Mapping):
         why = "a mapping, whose keys would become the prompts; pass list(inputs.values())"
@@ -62,17 +50,18 @@ def check_iterable_inputs(inputs: object, what: str = "a list") -> Iterable[obje
     else:
         return inputs
     raise ConfigurationError(
-        message=f"inputs must be {what} of prompts (strings), got {type(inputs).__name__}: "
-        f"{why}", key="inputs")
+        message=f"inputs must be {what} of prompts (strings, or lists of messages), got "
+        f"{type(inputs).__name__}: {why}", key="inputs")
 
 
-def check_inputs(inputs: object) -> list[str]:
-    """The prompts of a batch as a list, after checking each is a string (the list is read
-    whole: a batch's inputs are all checked before the first is sent)."""
-    prompts = [check_prompt(prompt, index)
+def check_inputs(inputs: object) -> list[str | Conversation]:
+    """The inputs of a batch as a list, each checked by ``messages.check_input`` (a prompt
+    string or a conversation; the list is read whole: a batch's inputs are all checked before
+    the first is sent)."""
+    prompts = [check_input(prompt, index)
                for index, prompt in enumerate(check_iterable_inputs(inputs))]
     if not prompts:
-        raise ConfigurationError(message="inputs is empty: a batch needs at least one prompt",
+        raise ConfigurationError(message="inputs is empty: a batch needs at least one input",
                                  key="inputs")
     return prompts
 

@@ -28,7 +28,8 @@ from collections.abc import (
 from itertools import islice
 from typing import TYPE_CHECKING, TypeVar
 
-from llmbackend.checks import check_iterable_inputs, check_prompt
+from llmbackend.checks import check_iterable_inputs
+from llmbackend.messages import Conversation, check_input
 from llmbackend.progress import progress_callback
 
 if TYPE_CHECKING:
@@ -225,27 +226,29 @@ def input_length(inputs: object) -> int | None:
         return None
 
 
-def checked_prompts(inputs: object) -> Iterator[str]:
-    """The prompts of a fan-out, read lazily; each is checked to be a string as it is read
-    (``ConfigurationError`` naming its index). A non-iterable raises at once."""
+def checked_prompts(inputs: object) -> Iterator[str | Conversation]:
+    """The inputs of a fan-out, read lazily; each is checked (``messages.check_input``: a prompt
+    string or a list of messages) as it is read, ``ConfigurationError`` naming its index. A
+    non-iterable raises at once."""
     source = check_iterable_inputs(inputs, "an iterable")
 
-    def read(source: Iterable[object]) -> Iterator[str]:
+    def read(source: Iterable[object]) -> Iterator[str | Conversation]:
         for index, prompt in enumerate(source):
-            yield check_prompt(prompt, index)
+            yield check_input(prompt, index)
 
     return read(source)
 
 
-def achecked_prompts(inputs: object) -> AsyncIterator[str] | Iterator[str]:
+def achecked_prompts(inputs: object
+                     ) -> AsyncIterator[str | Conversation] | Iterator[str | Conversation]:
     """``checked_prompts`` for ``amap``, which also takes an async iterable."""
     if not isinstance(inputs, AsyncIterable):
         return checked_prompts(inputs)
 
-    async def read(source: AsyncIterable[object]) -> AsyncIterator[str]:
+    async def read(source: AsyncIterable[object]) -> AsyncIterator[str | Conversation]:
         index = 0
         async for prompt in source:
-            yield check_prompt(prompt, index)
+            yield check_input(prompt, index)
             index += 1
 
     return read(inputs)

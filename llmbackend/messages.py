@@ -16,7 +16,7 @@ the message) on every provider and every face, before anything is sent.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypedDict
 
 from attrs import frozen
 
@@ -25,9 +25,11 @@ from llmbackend.schemas import text_problem
 
 __all__ = [
     "ROLES",
+    "CheckedInput",
     "Conversation",
     "Input",
     "Message",
+    "MessageDict",
     "MessageLike",
     "Role",
     "check_input",
@@ -53,12 +55,23 @@ class Message:
         return {"role": self.role, "content": self.content}
 
 
-#: A message as callers write it: a ``Message`` or a plain ``{"role", "content"}`` dict.
-MessageLike: TypeAlias = Message | Mapping[str, str]
+class MessageDict(TypedDict):
+    """A message as a plain dict, for code that types its dicts (a ``TypedDict`` is not a
+    ``Mapping[str, str]`` to a type checker): ``{"role": ..., "content": ...}``."""
+
+    role: Role
+    content: str
+
+
+#: A message as callers write it: a ``Message``, a ``MessageDict`` or a plain
+#: ``{"role", "content"}`` dict.
+MessageLike: TypeAlias = Message | MessageDict | Mapping[str, str]
 #: One input: a prompt string, or a sequence of messages.
-Input: TypeAlias = str | Sequence[Message | Mapping[str, str]]
+Input: TypeAlias = str | Sequence[MessageLike]
 #: A checked conversation, as a ``GenerationRequest`` carries it.
 Conversation: TypeAlias = tuple[Message, ...]
+#: A checked input: the prompt string, or the conversation.
+CheckedInput: TypeAlias = str | Conversation
 
 
 def is_messages(value: object) -> bool:
@@ -79,9 +92,13 @@ def check_input(value: object, index: int | None = None) -> str | Conversation:
     if isinstance(value, Mapping | Message) or not isinstance(value, Sequence) \
             or isinstance(value, bytes | bytearray):
         what = "the prompt" if index is None else "a prompt"
+        hint = ""
+        if index is not None and isinstance(value, Mapping | Message):
+            # A fan-out or batch given one conversation reads its messages as the inputs.
+            hint = ": to send one conversation, put its list of messages in the inputs list"
         raise ConfigurationError(
             message=f"{name} must be a string ({what}) or a list of messages "
-            "({'role': ..., 'content': ...}), got " + type(value).__name__, key=key)
+            "({'role': ..., 'content': ...}), got " + type(value).__name__ + hint, key=key)
     if not value:
         raise ConfigurationError(
             message=f"{name} is an empty list of messages: give at least one user message",

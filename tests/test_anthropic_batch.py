@@ -331,7 +331,7 @@ def test_each_conversation_item_carries_exactly_its_sync_params(
             error = encoded.failure()
             assert isinstance(error, UnsupportedError)
             assert error.parameter == sync.failure().parameter
-            assert str(error) == f"batch request {custom_id!r}: {sync.failure()}"
+            assert error == sync.failure()
             with pytest.raises(UnsupportedError):
                 encoder.item(custom_id, value)
             continue
@@ -363,7 +363,7 @@ def test_a_mixed_batch_gives_each_item_its_own_messages() -> None:
     assert encoder.item("c", (Message("user", "x"),)) == encoder.item("c", "x")
 
 
-def test_a_conversation_item_the_api_refuses_names_its_custom_id() -> None:
+def test_a_conversation_item_the_api_refuses_names_its_index_and_custom_id() -> None:
     request = GenerationRequest(model="claude-sonnet-4-5", input="",
                                 config=GenerationConfig(extra={"system": "S"}))
     encoder = wire.build_request_encoder(request).unwrap()
@@ -371,4 +371,5 @@ def test_a_conversation_item_the_api_refuses_names_its_custom_id() -> None:
     with pytest.raises(UnsupportedError) as raised:
         list(encoder.items(["ok", "bad"], ["fine", bad]))
     assert raised.value.parameter == "system"
-    assert str(raised.value).startswith("batch request 'bad': give the system prompt once")
+    assert str(raised.value).startswith(
+        "input #1 (custom id 'bad'): give the system prompt once")

@@ -150,7 +150,8 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
 ]
 #: What the command line may use of the library: the facade and a few pure helpers (whether a
 #: provider is local, the saved handle's summary, errors and values), never the shell inside.
-CLI_MAY_IMPORT = ("", "errors", "types", "batching", "providers", "jobs.saved", "jobs.handle",
+CLI_MAY_IMPORT = ("", "errors", "types", "messages", "batching", "providers", "jobs.saved",
+                  "jobs.handle",
                   "jobs", "api", "checks")
 
 

@@ -629,8 +629,9 @@ def test_batch_items_carry_a_conversation_exactly_as_the_sync_request(
     for key, item in items:
         sync = gemini.build_request_body(GenerationRequest(
             model=request.model, input=item, config=config, schema=request.schema))
-        assert encoder.check(item) == sync.map(lambda _: None)
         if isinstance(sync, Failure):
+            assert encoder.encode_inline(key, item) == sync
+            assert encoder.encode_line(key, item) == sync
             with pytest.raises(UnsupportedError):
                 encoder.inline(key, item)
             with pytest.raises(UnsupportedError):
@@ -638,6 +639,7 @@ def test_batch_items_carry_a_conversation_exactly_as_the_sync_request(
             continue
         body = sync.unwrap()
         inline = encoder.inline(key, item)
+        assert encoder.encode_inline(key, item).unwrap() == inline
         assert json.loads(inline) == {"request": body, "metadata": {"key": key}}
         # byte for byte what encoding the synchronous body gives
         assert inline == json.dumps({"request": body, "metadata": {"key": key}},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import re
 from typing import Any
 from urllib.parse import unquote
 
@@ -522,7 +523,8 @@ def test_a_conversation_line_carries_exactly_its_sync_body(
     if not all(isinstance(built, Success) for built in sendable):
         # System messages beside config.extra["system"]: refused, naming the first such input.
         first = next(i for i, built in enumerate(sendable) if isinstance(built, Failure))
-        with pytest.raises(UnsupportedError, match=f"^input #{first}: give the system prompt"):
+        with pytest.raises(UnsupportedError, match="^" + re.escape(
+                f"input #{first} (custom id {items[first][0]!r}): give the system prompt")):
             list(encoder.lines([cid for cid, _ in items], inputs))
         return
     lines = list(encoder.lines([cid for cid, _ in items], inputs))
@@ -577,7 +579,7 @@ def test_a_batch_conversation_the_api_cannot_take_fails_naming_the_input() -> No
                 made.append(line)
         assert made == [encoder.line("a", "fine")]  # it stops at the bad input
         assert raised.value.parameter == parameter
-        assert raised.value.message == f"input #1: {error.message}"
+        assert raised.value.message == f"input #1 (custom id 'b'): {error.message}"
 
 
 def test_batch_option_system_meets_a_system_message_as_extra_system_does() -> None:

@@ -99,11 +99,11 @@ def read_prompts(path: str, input_format: str | None) -> tuple[list[str], list[s
 def _check_text(text: str, where: str, what: str) -> None:
     """``CommandError`` naming the line if ``text`` cannot be sent (a JSON line may spell a lone
     surrogate, ``"\\ud800"``, which is no text), said the way the library says it."""
-    from llmbackend.checks import check_prompt
     from llmbackend.errors import ConfigurationError
+    from llmbackend.messages import check_input
 
     try:
-        check_prompt(text)
+        check_input(text)
     except ConfigurationError as error:
         raise CommandError(f"{where}: {what} {error.message.removeprefix('input ')}") from None
 

@@ -52,6 +52,7 @@ from llmbackend.jobs.saved import (
     request_to_dict,
     summarize,
 )
+from llmbackend.messages import CheckedInput
 from llmbackend.providers import Provider, registration
 from llmbackend.transport import HTTPTransport
 from llmbackend.types import ConfigInput, GenerationRequest, StructuredOutput
@@ -102,7 +103,7 @@ def native_jobs(name: str) -> NativeJobs:
 
 def submit(  # noqa: PLR0917 -- the backends call it positionally, as NativeJobs.submit
     provider: Provider, transport: HTTPTransport, request: GenerationRequest,
-    prompts: list[str], options: dict[str, Any], warn: Callable[[str], None],
+    prompts: list[CheckedInput], options: dict[str, Any], warn: Callable[[str], None],
 ) -> Batch[Any]:
     """Effectful: start ``provider``'s native batch job of ``prompts`` (checked, the mode
     already taken out of ``options``); raises the ``LLMError`` of a step that failed."""

@@ -22,6 +22,7 @@ from llmbackend.jobs.handle import Batch
 from llmbackend.jobs.native import NativeJobs, live, maybe_created
 from llmbackend.jobs.parted import PartedJob, PartWire, start_job
 from llmbackend.jobs.saved import SavedHandle
+from llmbackend.messages import CheckedInput
 from llmbackend.providers import anthropic_batch as wire
 from llmbackend.providers.anthropic import NAME, parse_error
 from llmbackend.transport import HTTPTransport
@@ -63,7 +64,7 @@ PARTS: PartWire[wire.AnthropicBatch] = PartWire(
 )
 
 
-def submit(transport: HTTPTransport, request: GenerationRequest, prompts: Sequence[str],
+def submit(transport: HTTPTransport, request: GenerationRequest, prompts: Sequence[CheckedInput],
            options: Mapping[str, Any], warn: Callable[[str], None]) -> Batch[Any]:
     """Effectful: start a native Message Batches job of ``prompts``; split into several batches
     above Anthropic's limits. Every input is checked and encoded before the first request; when

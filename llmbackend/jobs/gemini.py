@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from returns.result import Failure, Result, Success
 
-from llmbackend.batching import BatchState, default_custom_ids, read_results
+from llmbackend.batching import BatchState, default_custom_ids, encoded_items, read_results
 from llmbackend.errors import (
     BatchNotReadyError,
     ConfigurationError,
@@ -27,6 +27,7 @@ from llmbackend.jobs.handle import Batch, Keep, Outcome, keep_whole
 from llmbackend.jobs.native import NativeJobs, live, log_report, maybe_created
 from llmbackend.jobs.saved import SavedHandle, request_to_dict
 from llmbackend.logs import log
+from llmbackend.messages import CheckedInput
 from llmbackend.pipeline import attach_parsed
 from llmbackend.providers import gemini_batch as wire
 from llmbackend.providers.gemini import NAME, parse_error
@@ -133,7 +134,7 @@ class GeminiJob:
         return report.outcomes
 
 
-def submit(transport: HTTPTransport, request: GenerationRequest, prompts: Sequence[str],
+def submit(transport: HTTPTransport, request: GenerationRequest, prompts: Sequence[CheckedInput],
            options: Mapping[str, Any], warn: Callable[[str], None]) -> Batch[Any]:
     """Effectful: start a Gemini batch of ``prompts``: inline when the create body stays within
     20 MB, else as an uploaded JSONL file. Every request is built before anything is sent."""
@@ -141,7 +142,8 @@ def submit(transport: HTTPTransport, request: GenerationRequest, prompts: Sequen
     parsed = wire.parse_batch_options(options, len(prompts))
     keys = parsed.custom_ids or default_custom_ids(len(prompts))
     encoder = unwrap(wire.build_item_encoder(request))
-    files, sizes, _ = write_parts(map(encoder.inline, keys, prompts), len(prompts) or 1,
+    files, sizes, _ = write_parts(encoded_items(encoder.encode_inline, keys, prompts),
+                                  len(prompts) or 1,
                                   wire.MAX_FILE_BYTES, b",")
     _one_file(files)
     (inline,) = files
@@ -167,9 +169,10 @@ def submit(transport: HTTPTransport, request: GenerationRequest, prompts: Sequen
 
 def _create_from_file(transport: HTTPTransport, request: GenerationRequest,
                       encoder: wire.ItemEncoder, *, keys: Sequence[str],
-                      prompts: Sequence[str], display_name: str | None
+                      prompts: Sequence[CheckedInput], display_name: str | None
                       ) -> Result[wire.GeminiBatch, LLMError]:
-    files, sizes, _ = write_parts(map(encoder.line, keys, prompts), len(prompts) or 1,
+    files, sizes, _ = write_parts(encoded_items(encoder.encode_line, keys, prompts),
+                                  len(prompts) or 1,
                                   wire.MAX_FILE_BYTES)
     _one_file(files)
     (sink,) = files

@@ -22,12 +22,14 @@ from llmbackend.batching import (
     BatchStatus,
     ImmediateOptions,
     default_custom_ids,
+    encoded_items,
     parse_immediate_options,
 )
 from llmbackend.errors import LLMError, UnsupportedError, unwrap
 from llmbackend.fanout import aordered_map, ordered_map
 from llmbackend.jobs.handle import CompletedBatch, Keep, Outcome
 from llmbackend.logs import log
+from llmbackend.messages import CheckedInput
 from llmbackend.progress import progress_callback
 from llmbackend.providers import Provider
 from llmbackend.transport import HTTPTransport
@@ -88,7 +90,8 @@ def completed_batch(provider_name: str, custom_ids: Sequence[str] | None,
 
 def run_immediate_batch(
     provider: Provider, transport: HTTPTransport, request: GenerationRequest,
-    inputs: Sequence[str], *, batch_options: Mapping[str, Any], warn: Callable[[str], None],
+    inputs: Sequence[CheckedInput], *, batch_options: Mapping[str, Any],
+    warn: Callable[[str], None],
 ) -> CompletedBatch[Any]:
     """Effectful: every input as its own request, ``concurrency`` at a time on worker threads
     (``fanout.ordered_map``); a completed handle.
@@ -98,7 +101,7 @@ def run_immediate_batch(
     """
     options, custom_ids = _immediate_start(provider, request, inputs, batch_options, warn)
 
-    def run(prompt: str) -> Result[Generation[Any], LLMError]:
+    def run(prompt: CheckedInput) -> Result[Generation[Any], LLMError]:
         return pipeline.generate(provider, evolve(request, input=prompt), transport.send)
 
     update, close = progress_callback(options.progress, "immediate batch")
@@ -112,12 +115,13 @@ def run_immediate_batch(
 
 async def arun_immediate_batch(
     provider: Provider, transport: HTTPTransport, request: GenerationRequest,
-    inputs: Sequence[str], *, batch_options: Mapping[str, Any], warn: Callable[[str], None],
+    inputs: Sequence[CheckedInput], *, batch_options: Mapping[str, Any],
+    warn: Callable[[str], None],
 ) -> CompletedBatch[Any]:
     """Effectful, async: ``run_immediate_batch`` as tasks on the running event loop."""
     options, custom_ids = _immediate_start(provider, request, inputs, batch_options, warn)
 
-    async def run(prompt: str) -> Result[Generation[Any], LLMError]:
+    async def run(prompt: CheckedInput) -> Result[Generation[Any], LLMError]:
         return await pipeline.agenerate(provider, evolve(request, input=prompt), transport.asend)
 
     update, close = progress_callback(options.progress, "immediate batch")
@@ -129,7 +133,7 @@ async def arun_immediate_batch(
     return _immediate_end(provider, custom_ids, outcomes, options)
 
 
-def _immediate_start(provider: Provider, request: GenerationRequest, inputs: Sequence[str],
+def _immediate_start(provider: Provider, request: GenerationRequest, inputs: Sequence[CheckedInput],
                      batch_options: Mapping[str, Any], warn: Callable[[str], None]
                      ) -> tuple[ImmediateOptions, tuple[str, ...]]:
     options = parse_immediate_options(batch_options, len(inputs))
@@ -137,6 +141,16 @@ def _immediate_start(provider: Provider, request: GenerationRequest, inputs: Seq
     first = unwrap(provider.build_generation(evolve(request, input=inputs[0])))
     for message in first.warnings:
         warn(message)
+
+    def buildable(_: str, item: CheckedInput) -> Result[None, LLMError]:
+        # A prompt builds as the first did; a conversation may be refused (a prefill where the
+        # provider takes none), and is checked here, before the first request is sent.
+        if isinstance(item, str):
+            return Success(None)
+        return provider.build_generation(evolve(request, input=item)).map(lambda _: None)
+
+    for _ in encoded_items(buildable, custom_ids, inputs):
+        pass
     return options, custom_ids
 
 

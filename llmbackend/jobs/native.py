@@ -18,13 +18,14 @@ from llmbackend.errors import LLMError, TransportError, unwrap
 from llmbackend.jobs.handle import Batch, BatchJob
 from llmbackend.jobs.saved import SavedHandle
 from llmbackend.logs import log
+from llmbackend.messages import CheckedInput
 from llmbackend.transport import HTTPTransport
 from llmbackend.types import GenerationRequest
 
 __all__ = ["Attach", "NativeJobs", "Restore", "Submit", "live", "log_report", "maybe_created"]
 
 #: ``submit(transport, request, prompts, options, warn)``: start a job of ``prompts``.
-Submit = Callable[[HTTPTransport, GenerationRequest, Sequence[str], Mapping[str, Any],
+Submit = Callable[[HTTPTransport, GenerationRequest, Sequence[CheckedInput], Mapping[str, Any],
                    Callable[[str], None]], Batch[Any]]
 #: ``attach(transport, batch_id, request)``: a handle on a job from its id alone; ``request``
 #: has model ``""`` and carries the schema and provider options to read the answers with.

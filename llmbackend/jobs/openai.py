@@ -25,6 +25,7 @@ from llmbackend.jobs.native import NativeJobs, live
 from llmbackend.jobs.parted import PartedJob, PartWire, start_job
 from llmbackend.jobs.saved import SavedHandle
 from llmbackend.logs import log
+from llmbackend.messages import CheckedInput
 from llmbackend.providers import openai_batch as wire
 from llmbackend.providers.openai import NAME, parse_error
 from llmbackend.transport import HTTPTransport
@@ -102,7 +103,7 @@ PARTS: PartWire[wire.OpenAIBatch] = PartWire(
 )
 
 
-def submit(transport: HTTPTransport, request: GenerationRequest, prompts: Sequence[str],
+def submit(transport: HTTPTransport, request: GenerationRequest, prompts: Sequence[CheckedInput],
            options: Mapping[str, Any], warn: Callable[[str], None]) -> Batch[Any]:
     """Effectful: write, upload and start an OpenAI batch of ``prompts`` with ``request``'s
     model, config and schema; split into several provider batches when it exceeds OpenAI's

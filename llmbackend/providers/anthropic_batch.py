@@ -151,28 +151,24 @@ class RequestEncoder:
 
     def encode(self, custom_id: str, prompt: str | Conversation) -> Result[bytes, LLMError]:
         """Pure: one request item (no separator), or the ``UnsupportedError`` that
-        ``build_messages_request`` gives for this item's conversation, naming ``custom_id``."""
+        ``build_messages_request`` gives for this item's conversation."""
         if isinstance(prompt, str):
             return Success(b"".join((self.head, _ENCODER.encode(custom_id).encode(),
                                      self.middle, _ENCODER.encode(prompt).encode(), self.tail)))
         if self.request is None:
             raise ValueError("this encoder was made without its request: it takes prompts only")
-        built = build_messages_request(evolve(self.request, input=prompt))
-        if isinstance(built, Failure):
-            error = built.failure()
-            return Failure(evolve(error, message=f"batch request {custom_id!r}: {error.message}"))
-        return Success(_ENCODER.encode({"custom_id": custom_id,
-                                        "params": built.unwrap().json}).encode())
+        return build_messages_request(evolve(self.request, input=prompt)).map(
+            lambda wire: _ENCODER.encode({"custom_id": custom_id, "params": wire.json}).encode())
 
     def item(self, custom_id: str, prompt: str | Conversation) -> bytes:
-        """Pure: one request item (no separator); raises ``encode``'s failure (an
-        ``UnsupportedError`` naming the item), before anything is sent."""
+        """Pure: one request item (no separator); raises ``encode``'s failure."""
         return unwrap(self.encode(custom_id, prompt))
 
     def items(self, custom_ids: Sequence[str], prompts: Sequence[str | Conversation]
               ) -> Iterator[bytes]:
-        """Pure, lazy: every item, in order."""
-        return map(self.item, custom_ids, prompts)
+        """Pure, lazy: every item, in order; the first that cannot be encoded raises its error
+        naming the input (``batching.encoded_items``), before anything is sent."""
+        return batching.encoded_items(self.encode, custom_ids, prompts)
 
 
 def build_request_encoder(request: GenerationRequest) -> Result[RequestEncoder, LLMError]:

@@ -138,39 +138,42 @@ class ItemEncoder:
     #: The ``extra`` key that gives the config's system instruction, if one does.
     system_key: str | None = None
 
-    def check(self, prompt: str | Conversation) -> Result[None, LLMError]:
-        """Pure: whether ``prompt`` can be encoded: always for a string; a conversation fails
-        as the synchronous builder fails (``UnsupportedError`` for a trailing assistant turn, or
-        a system message beside the config's system instruction). Check every item with it
-        before encoding any."""
-        return self._contents(prompt).map(lambda _: None)
-
-    def inline(self, key: str, prompt: str | Conversation) -> bytes:
-        """Pure: ``{"request": {...}, "metadata": {"key": key}}`` (no separator). Raises the
-        ``UnsupportedError`` that ``check`` returns for a conversation it refuses."""
+    def encode_inline(self, key: str, prompt: str | Conversation) -> Result[bytes, LLMError]:
+        """Pure: ``{"request": {...}, "metadata": {"key": key}}`` (no separator), or the
+        ``UnsupportedError`` the synchronous builder gives for this conversation (a trailing
+        assistant turn, or a system message beside the config's system instruction)."""
         return self._encode(self.inline_parts, self.inline_frame, key, prompt)
 
-    def line(self, key: str, prompt: str | Conversation) -> bytes:
-        """Pure: the file-mode JSONL line ``{"key": key, "request": {...}}`` with its newline.
-        Raises as ``inline`` does."""
-        return self._encode(self.line_parts, self.line_frame, key, prompt) + b"\n"
+    def encode_line(self, key: str, prompt: str | Conversation) -> Result[bytes, LLMError]:
+        """Pure: the file-mode JSONL line ``{"key": key, "request": {...}}`` with its newline,
+        or the failure ``encode_inline`` gives."""
+        return self._encode(self.line_parts, self.line_frame, key, prompt).map(
+            lambda line: line + b"\n")
 
-    def _contents(self, prompt: str | Conversation
-                  ) -> Result[tuple[list[dict[str, Any]], dict[str, Any] | None], LLMError]:
-        return build_contents(prompt, self.system_key)
+    def inline(self, key: str, prompt: str | Conversation) -> bytes:
+        """Pure: ``encode_inline``'s item; raises its failure."""
+        return unwrap(self.encode_inline(key, prompt))
+
+    def line(self, key: str, prompt: str | Conversation) -> bytes:
+        """Pure: ``encode_line``'s line; raises its failure."""
+        return unwrap(self.encode_line(key, prompt))
 
     def _encode(self, parts: tuple[bytes, bytes, bytes], frame: tuple[bytes, bytes, bytes],
-                key: str, prompt: str | Conversation) -> bytes:
+                key: str, prompt: str | Conversation) -> Result[bytes, LLMError]:
         if isinstance(prompt, str):
-            return _fill(parts, key, prompt)
-        contents, system = unwrap(self._contents(prompt))
+            return Success(_fill(parts, key, prompt))
         before, after, tail = frame
-        # In both forms the request (holding the contents) comes before the key; the builder
-        # puts a conversation's systemInstruction right after its contents.
-        lifted = b"" if system is None else b',"systemInstruction":' + _ENCODER.encode(
-            system).encode()
-        return b"".join((before, _ENCODER.encode(contents).encode(), lifted, after,
-                         _ENCODER.encode(key).encode(), tail))
+
+        def joined(built: tuple[list[dict[str, Any]], dict[str, Any] | None]) -> bytes:
+            contents, system = built
+            # In both forms the request (holding the contents) comes before the key; the
+            # builder puts a conversation's systemInstruction right after its contents.
+            lifted = b"" if system is None else b',"systemInstruction":' + _ENCODER.encode(
+                system).encode()
+            return b"".join((before, _ENCODER.encode(contents).encode(), lifted, after,
+                             _ENCODER.encode(key).encode(), tail))
+
+        return build_contents(prompt, self.system_key).map(joined)
 
 
 def _fill(parts: tuple[bytes, bytes, bytes], key: str, prompt: str) -> bytes:

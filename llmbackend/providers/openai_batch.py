@@ -261,14 +261,9 @@ class LineEncoder:
     def lines(self, custom_ids: Sequence[str], prompts: Sequence[str | Conversation]
               ) -> Iterator[bytes]:
         """Pure, lazy: the line of every input, in order. The first conversation that cannot be
-        sent raises its ``UnsupportedError``, its message naming the input (``input #i: ...``),
+        sent raises its ``UnsupportedError`` naming the input (``batching.encoded_items``),
         before any line after it is made: a batch writes every line before it uploads any."""
-        for index, (custom_id, prompt) in enumerate(zip(custom_ids, prompts, strict=True)):
-            encoded = self.encode(custom_id, prompt)
-            if isinstance(encoded, Failure):
-                error = encoded.failure()
-                raise evolve(error, message=f"input #{index}: {error.message}")
-            yield encoded.unwrap()
+        return batching.encoded_items(self.encode, custom_ids, prompts)
 
 
 def build_line_encoder(request: GenerationRequest) -> Result[LineEncoder, LLMError]:

@@ -119,3 +119,27 @@ assert_type(list(client.map(iter(["a"]))), list[Result[Generation[str], LLMError
 assert_type(client.get_response("hi", timeout=1.5, max_retries=3), str)
 assert_type(client.generate("hi", schema=summary_schema, timeout=2.0),
             Result[Generation[Summary], LLMError])
+
+# Messages in: a list-of-dicts literal, Message values, a TypedDict and a mixed batch, no casts.
+conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+assert_type(llmbackend.get_response("openai", "m", conversation), str)
+assert_type(llmbackend.get_response("openai", "m", [{"role": "user", "content": "Hi"}]), str)
+assert_type(llmbackend.get_response("openai", "m", conversation, schema=summary_schema), Summary)
+assert_type(client.generate([llmbackend.Message(role="user", content="Hi")]),
+            Result[Generation[str], LLMError])
+typed_message: llmbackend.MessageDict = {"role": "assistant", "content": "Hello"}
+assert_type(client.get_response([{"role": "user", "content": "Hi"}, typed_message,
+                                 {"role": "user", "content": "More"}]), str)
+mixed: list[llmbackend.Input] = ["plain", conversation, [llmbackend.Message("user", "x")]]
+for mixed_outcome in client.map(mixed):
+    assert_type(mixed_outcome, Result[Generation[str], LLMError])
+assert_type(client.submit_batch(["plain", conversation]), llmbackend.Batch[str])
+assert_type(llmbackend.create_batch([conversation, "plain"], "openai", "m"),
+            llmbackend.Batch[str])
+
+
+async def messages_async() -> None:
+    assert_type(await client.aget_response(conversation), str)
+    assert_type(await llmbackend.agenerate("openai", "m", conversation),
+                Result[Generation[str], LLMError])
+    assert_type(await client.asubmit_batch([conversation]), llmbackend.Batch[str])
