@@ -70,7 +70,8 @@ class Engine:
         """Every prompt's answer (a prompt: a string, or a conversation, a tuple of messages), in
         order, from one batched run of the runtime."""
         inputs = local.prompt_inputs(
-            prompts, config, apply_chat_template=bool(self.options.get("apply_chat_template")))
+            prompts, config, apply_chat_template=bool(self.options.get("apply_chat_template")),
+            provider=self.provider.name)
         with self._lock:
             if not self._loaded:
                 try:

@@ -16,10 +16,11 @@ from llmbackend.batching import (
     OutcomeCollector,
     combine_statuses,
     describe_failures,
+    encoded_items,
     item_failures,
     split_lines,
 )
-from llmbackend.errors import ConfigurationError, LLMError, ProviderError
+from llmbackend.errors import ConfigurationError, LLMError, ProviderError, UnsupportedError
 
 OPENAI_STATUSES = ["validating", "failed", "in_progress", "finalizing", "completed", "expired",
                    "cancelling", "cancelled"]
@@ -231,3 +232,28 @@ def test_failures_are_named_in_input_order() -> None:
         (1, "b", "boom"), (3, "d", "bang")]
     text = describe_failures(failures, 4, limit=1)
     assert text == "2 of 4 items failed: #1 'b' (ProviderError: boom); and 1 more"
+
+
+# --- encoded_items: the one convention for a refused batch item ---------------------------------
+
+
+def test_encoded_items_are_lazy_and_in_order_until_the_first_refused_item() -> None:
+    seen: list[str] = []
+
+    def encode(custom_id: str, item: str) -> Result[bytes, LLMError]:
+        seen.append(custom_id)
+        if item.startswith("bad"):
+            return Failure(UnsupportedError(message="no prefill here", provider="p",
+                                            parameter="input"))
+        return Success(f"{custom_id}={item}".encode())
+
+    items = encoded_items(encode, ["a", "b", "c", "d"], ["one", "two", "bad", "never"])
+    assert seen == []  # nothing is encoded before it is asked for
+    assert [next(items), next(items)] == [b"a=one", b"b=two"]
+    with pytest.raises(UnsupportedError) as raised:
+        next(items)
+    assert raised.value.message == "input #2 (custom id 'c'): no prefill here"
+    assert raised.value.parameter == "input" and raised.value.provider == "p"
+    assert seen == ["a", "b", "c"]  # it stopped at the refused item
+    with pytest.raises(ValueError, match=r"shorter|longer"):
+        list(encoded_items(encode, ["a"], ["one", "two"]))

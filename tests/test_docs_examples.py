@@ -44,6 +44,7 @@ from returns.pipeline import is_successful
 from returns.result import Success
 
 import llmbackend
+from tests import emulator as openai_emulator
 from tests.anthropic_emulator import AnthropicEmulator, MessageBatchPlan
 from tests.conftest import ROOT
 from tests.emulator import (
@@ -243,9 +244,16 @@ class Docs:
         return self.capsys.readouterr().out
 
     def sent(self, emulator: OpenAIEmulator | None = None, text: str = "") -> list[Any]:
-        """The Responses API bodies an OpenAI emulator received whose input holds ``text``."""
+        """The Responses API bodies an OpenAI emulator received whose input (a prompt, or the
+        texts of a conversation's input items) holds ``text``."""
         return [request.json() for request in (emulator or self.openai).requests
-                if request.path == "/v1/responses" and text in request.json()["input"]]
+                if request.path == "/v1/responses" and text in input_text(request.json())]
+
+
+def input_text(body: dict[str, Any]) -> str:
+    """The text of a Responses API body's ``input``: the prompt, or its items' texts."""
+    given = body["input"]
+    return given if isinstance(given, str) else "\n".join(item["content"] for item in given)
 
 
 #: A page's setup: prepares the emulators, yields the hooks to run before given blocks
@@ -634,6 +642,80 @@ def _async(docs: Docs) -> Hooks:
     assert page["batch_id"].startswith("batch_") and page["batch_id"] in out
     assert [outcome.unwrap().text for outcome in page["outcomes"]] == page["answers"]
     assert all(is_successful(outcome) for outcome in page["outcomes"])
+
+
+def echo_last_user_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OpenAI emulators answer a conversation with its last user message ("Echo: <text>"),
+    as the Anthropic and Gemini emulators do, rather than with the whole list of input items."""
+    emulated = openai_emulator.default_answer
+
+    def last_user_turn(request: Any) -> dict[str, Any]:
+        turns = request.get("input")
+        if isinstance(turns, list):
+            last = next(turn["content"] for turn in reversed(turns) if turn["role"] == "user")
+            request = {**request, "input": last}
+        return emulated(request)
+
+    monkeypatch.setattr(openai_emulator, "default_answer", last_user_turn)
+
+
+@setup("messages.md", blocks=10)
+def _messages(docs: Docs) -> Hooks:
+    batches_end_at_once(docs)
+    echo_last_user_turn(docs.monkeypatch)
+    page = yield {}
+    sent = docs.sent()
+    # one user message and a system message: the prompt's own body, the system as instructions
+    assert sent[0] == {"model": MODEL, "input": "Good morning",
+                       "instructions": page["messages"][0]["content"]}
+    assert page["text"] == echo("Good morning")
+    # the three spellings build the same request
+    assert sent[1:4] == [{"model": MODEL, "input": "Say hello"}] * 3
+    assert page["hellos"] == [echo("Say hello")] * 3
+    # few-shot: the system prompt lifted, the examples as input items, in order
+    few_shot = page["few_shot"]
+    assert sent[4] == {"model": MODEL, "input": few_shot[1:], "temperature": 0,
+                       "instructions": few_shot[0]["content"]}
+    assert page["label"] == echo("It was fine, I guess.")
+    # the follow-up turn: the first answer went back as the assistant's turn
+    assert sent[5]["input"] == "Suggest a name for a bakery."
+    assert page["first"] == echo("Suggest a name for a bakery.")
+    assert sent[6]["input"] == [
+        {"role": "user", "content": "Suggest a name for a bakery."},
+        {"role": "assistant", "content": page["first"]},
+        {"role": "user", "content": "Shorter, please."}]
+    assert page["second"] == echo("Shorter, please.")
+    # mixed inputs: map's results in input order, then the batch's
+    expected = [echo("Translate to German: Hello"), echo("Thank you very much"),
+                echo("Translate: See you tomorrow")]
+    assert docs.printed[:3] == [(answer,) for answer in expected]
+    assert page["answers"] == expected
+    (uploaded,) = [f for f in docs.openai.files.values() if f.purpose == "batch"]
+    lines = uploaded.lines()
+    assert [line["custom_id"] for line in lines] == ["hello", "thanks", "later"]
+    mapped = [docs.sent(text=text)[-1] for text in
+              ("Translate to German: Hello", "Thank you very much", "See you tomorrow")]
+    assert [line["body"] for line in lines] == mapped  # each line: the single call's body
+    assert mapped[1] == {"model": MODEL, "input": "Thank you very much",
+                         "instructions": "Answer in German."}
+    assert [turn["role"] for turn in mapped[2]["input"]] == ["user", "assistant", "user"]
+    # prefill: sent to Anthropic as the last turn, refused on OpenAI before sending
+    (claude,) = [request.json() for request in docs.anthropic.requests
+                 if request.path == "/v1/messages"]
+    assert claude["messages"][-1] == {"role": "assistant", "content": "["}
+    assert isinstance(page["colours"], str)
+    assert page["refused"] == "input" and not docs.sent(text="List three colours")
+    # the system prompt twice: refused before sending
+    assert page["twice"] == "system" and len(docs.sent(text="Good morning")) == 1
+    # a bad message among many: named by its place; map, which reads lazily, had sent the one
+    # before it (block 2 sent "Say hello" thrice), and never the bad one
+    (error,) = docs.printed[3]
+    assert isinstance(error, llmbackend.ConfigurationError) and error.key == "inputs"
+    assert str(error).startswith("message #0 of input #1 has the role 'tool'")
+    assert len(docs.sent(text="Say hello")) == 4 and not docs.sent(text="42")
+    # the local model: a list of messages is extra["conversation"], token for token
+    assert page["local"].provider == "transformers"
+    assert isinstance(page["as_input"], str) and page["as_input"] == page["as_extra"]
 
 
 # The pages below are written by others; their setups only check what their examples computed.

@@ -79,6 +79,42 @@ def test_malformed_conversations_are_refused(extra: dict[str, Any], words: str) 
         local.prompt_inputs(["a", "b"], GenerationConfig(extra=extra), apply_chat_template=True)
 
 
+@given(prompts, st.booleans(), st.text(max_size=10))
+def test_extra_system_is_the_first_message_of_every_chat_input(
+    texts: list[str], as_messages: bool, system: str
+) -> None:
+    """``extra["system"]`` on a local provider: the system prompt, as on the remote ones."""
+    given_inputs: list[str | tuple[Message, ...]] = [
+        (Message("user", text),) if as_messages else text for text in texts]
+    inputs = local.prompt_inputs(given_inputs, GenerationConfig(extra={"system": system}),
+                                 apply_chat_template=True)
+    assert [list(item.messages or ()) for item in inputs] == [
+        [{"role": "system", "content": system}, {"role": "user", "content": text}]
+        for text in texts]
+    # It is read here, never passed on to the runtime's generate call.
+    assert local.passthrough(GenerationConfig(extra={"system": system, "top_k": 3})) == {
+        "top_k": 3}
+
+
+def test_extra_system_beside_a_system_message_or_raw_text_is_refused() -> None:
+    config = GenerationConfig(extra={"system": "Be brief."})
+    conversation = (Message("system", "Be long."), Message("user", "Hi"))
+    with pytest.raises(UnsupportedError, match="give the system prompt once") as raised:
+        local.prompt_inputs(["a", conversation], config, apply_chat_template=True,
+                            provider="vllm")
+    assert raised.value.parameter == "system" and raised.value.provider == "vllm"
+    with pytest.raises(UnsupportedError, match="give the system prompt once"):
+        local.prompt_inputs(["a"], GenerationConfig(extra={
+            "system": "S", "conversation": [{"role": "system", "content": "T"}]}),
+            apply_chat_template=True)
+    with pytest.raises(ConfigurationError, match="input #1 is sent as raw text") as refused:
+        local.prompt_inputs([conversation[1:], "raw"], config, apply_chat_template=False)
+    assert refused.value.key == "system"
+    with pytest.raises(ConfigurationError, match=r"must be a string \(the system prompt\)"):
+        local.prompt_inputs(["a"], GenerationConfig(extra={"system": 3}),
+                            apply_chat_template=True)
+
+
 # --- config mapping -------------------------------------------------------------------------------
 
 
@@ -220,14 +256,3 @@ def test_a_bad_conversation_input_names_the_input() -> None:
     ok: Any = ({"role": "user", "content": "x"},)
     (item,) = local.prompt_inputs([ok], GenerationConfig(), apply_chat_template=False)
     assert item.messages == ({"role": "user", "content": "x"},)
-
-
-def test_extra_system_is_not_read_by_the_local_providers() -> None:
-    # No system prompt in extra on a local provider (a system prompt is a system message), so
-    # nothing to give twice: extra["system"] is passed on to the runtime like any other entry.
-    config = GenerationConfig(extra={"system": "x"})
-    (item,) = local.prompt_inputs([(Message(role="system", content="s"),
-                                    Message(role="user", content="u"))], config,
-                                  apply_chat_template=True)
-    assert item.messages == ({"role": "system", "content": "s"}, {"role": "user", "content": "u"})
-    assert local.passthrough(config) == {"system": "x"}

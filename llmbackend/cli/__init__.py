@@ -10,7 +10,8 @@ The package, module by module:
 
 - ``errors``: the exit codes, the table of library error -> exit code, one-line messages;
 - ``debugging``: the ``--debug`` switch;
-- ``prompts``: reading prompts from the argument, a file or standard input (no click);
+- ``prompts``: reading prompts (or lists of messages) from the argument, a file or standard
+  input (no click);
 - ``handles``: the state directory of saved batch handles;
 - ``options``: the shared click options, and the config / provider options / schema they give;
 - ``output`` (pure): the lines printed; ``results``: writing a batch's results;

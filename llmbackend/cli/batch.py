@@ -7,12 +7,13 @@ there, or re-attach by id on the provider named with ``-p``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from llmbackend.cli.errors import EXIT_OK, CommandError, exit_code, say
+from llmbackend.cli.errors import EXIT_OK, CommandError, exit_code, llm_error_message, say
 from llmbackend.cli.handles import (
     load_handle,
     make_state_dir,
@@ -44,6 +45,7 @@ from llmbackend.cli.prompts import source_name
 from llmbackend.cli.results import check_output, output_file, write_results
 
 if TYPE_CHECKING:
+    from llmbackend.errors import LLMError
     from llmbackend.jobs import Batch
     from llmbackend.types import StructuredOutput
 
@@ -68,6 +70,7 @@ def batch() -> None:
 PROMPTS is a file, or - for standard input (with --input-format):
   .txt    one prompt per line
   .jsonl  one JSON object per line, {"prompt": "...", "custom_id": "..."}
+          or {"messages": [{"role": "user", "content": "..."}], ...}
           (custom_id optional: all lines or none), or a JSON string per line
 
 A native batch (OpenAI and Gemini by default; Anthropic with --mode native)
@@ -98,7 +101,7 @@ def submit(*, provider: str, model: str, prompts: str, system: str | None,
            display_name: str | None, mode: str | None, concurrency: int | None,
            input_format: str | None, output: str | None, progress: bool | None,
            option: dict[str, Any], timeout: float | None, max_retries: int | None) -> int:
-    """Submit a file of prompts as one batch.
+    """Submit a file of prompts (or lists of messages) as one batch.
 
     A native batch prints its id; a batch that runs at once writes its results.
     """
@@ -108,8 +111,12 @@ def submit(*, provider: str, model: str, prompts: str, system: str | None,
     from llmbackend import cli as package
 
     inputs, custom_ids = package.read_prompts(prompts, input_format)
+    first = next((number for number, given in enumerate(inputs, start=1)
+                  if not isinstance(given, str)), None)
     config = generation_config(provider=provider, temperature=temperature, top_p=top_p,
-                               max_tokens=max_tokens, seed=seed, system=system, extra=extra)
+                               max_tokens=max_tokens, seed=seed, system=system, extra=extra,
+                               messages_in=None if first is None else
+                               f"{source_name(prompts)}:{first}")
     structured = read_schema(schema)
     immediate = (mode or _default_mode(provider)) == "immediate"
     if output is not None and not immediate:
@@ -135,11 +142,15 @@ def submit(*, provider: str, model: str, prompts: str, system: str | None,
         handle = llmbackend.create_batch(inputs, provider, model, config, structured,
                                          batch_options,
                                          **provider_options(option, timeout, max_retries))
-    except llmbackend.ConfigurationError as error:
-        if error.key == "custom_ids":
+    except (llmbackend.ConfigurationError, llmbackend.UnsupportedError) as error:
+        if isinstance(error, llmbackend.ConfigurationError) and error.key == "custom_ids":
             raise CommandError(f"{error.message} (input #i is line i+1 of "
                                f"{source_name(prompts)})") from error
-        raise
+        # One input refused (a conversation the provider cannot take): name its line.
+        line = _input_line(error, prompts)
+        if line is None:
+            raise
+        raise CommandError(f"{llm_error_message(error)} ({line})", exit_code(error)) from error
     if isinstance(handle, llmbackend.CompletedBatch):
         counts = handle.counts
         say(f"batch {handle.id} ran at once: {counts.total} prompts, {counts.completed} "
@@ -150,6 +161,16 @@ def submit(*, provider: str, model: str, prompts: str, system: str | None,
     say(f"submitted {handle.provider} batch {handle.id} ({len(inputs)} prompts); handle "
         f"saved in {path}")
     return EXIT_OK
+
+
+def _input_line(error: LLMError, prompts: str) -> str | None:
+    """Where the input a library error refuses (``input #i ...``) came from,
+    ``input #i is FILE:LINE``; ``None`` for an error about no one input."""
+    found = re.match(r"input #(\d+)\b", error.message)
+    if found is None:
+        return None
+    index = int(found[1])
+    return f"input #{index} is {source_name(prompts)}:{index + 1}"
 
 
 def _default_mode(provider: str) -> str:

@@ -4,7 +4,7 @@ and its ``run`` command; the ``batch`` group comes from ``batch``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,7 +22,10 @@ from llmbackend.cli.options import (
     read_schema,
 )
 from llmbackend.cli.output import dumps, generation_json
-from llmbackend.cli.prompts import read_prompt
+from llmbackend.cli.prompts import read_messages, read_prompt, source_name
+
+if TYPE_CHECKING:
+    from llmbackend.messages import CheckedInput
 
 __all__ = ["EPILOG", "cli", "run"]
 
@@ -74,29 +77,50 @@ def cli(debug: bool) -> None:
         enable_debug()
 
 
-@cli.command(epilog="The prompt is read from standard input when PROMPT is omitted or is -.")
+@cli.command(epilog="""\b
+The prompt is read from standard input when PROMPT is omitted or is -.
+--messages FILE sends a conversation instead of PROMPT: FILE (- for standard
+input) is a JSON list of messages, e.g.
+  [{"role": "system", "content": "Be brief."},
+   {"role": "user", "content": "Name a river."}]
+(roles: system, user, assistant).""")
 @provider_option(required=True)
 @model_option
 @click.argument("prompt", required=False)
+@click.option("--messages", "messages_file", metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="Send this list of messages (a JSON file; - for standard input) instead of "
+              "PROMPT.")
 @generation_options
 @click.option("--json", "as_json", is_flag=True,
               help="Print the whole result as JSON: text, parsed answer, finish reason, usage, "
               "provider, model, response id.")
 @connection_options(handle_commands=False)
 @debug_option
-def run(*, provider: str, model: str, prompt: str | None, system: str | None,
-        temperature: float | None, top_p: float | None, max_tokens: int | None,
-        seed: int | None, extra: dict[str, Any], schema: str | None, as_json: bool,
-        option: dict[str, Any], timeout: float | None, max_retries: int | None) -> int:
-    """Send one prompt and print the answer."""
-    text = read_prompt(prompt)
+def run(*, provider: str, model: str, prompt: str | None, messages_file: str | None,
+        system: str | None, temperature: float | None, top_p: float | None,
+        max_tokens: int | None, seed: int | None, extra: dict[str, Any], schema: str | None,
+        as_json: bool, option: dict[str, Any], timeout: float | None,
+        max_retries: int | None) -> int:
+    """Send one prompt (or a list of messages) and print the answer."""
+    given: CheckedInput
+    if messages_file is None:
+        given = read_prompt(prompt)
+    elif prompt is not None:
+        raise click.UsageError(f"give the prompt as PROMPT or as --messages FILE, not both "
+                               f"(got PROMPT {prompt!r} and --messages {messages_file})",
+                               ctx=click.get_current_context())
+    else:
+        given = read_messages(messages_file)
     config = generation_config(provider=provider, temperature=temperature, top_p=top_p,
-                               max_tokens=max_tokens, seed=seed, system=system, extra=extra)
+                               max_tokens=max_tokens, seed=seed, system=system, extra=extra,
+                               messages_in=None if isinstance(given, str) else
+                               f"--messages {source_name(messages_file or '-')}")
     structured = read_schema(schema)
     import llmbackend
     from llmbackend.errors import unwrap
 
-    generation = unwrap(llmbackend.generate(provider, model, text, config, structured,
+    generation = unwrap(llmbackend.generate(provider, model, given, config, structured,
                                             **provider_options(option, timeout, max_retries)))
     if as_json:
         click.echo(generation_json(generation))

@@ -170,8 +170,11 @@ def show_progress(progress: bool | None) -> bool:
 
 def generation_config(*, provider: str, temperature: float | None, top_p: float | None,
                       max_tokens: int | None, seed: int | None, system: str | None,
-                      extra: Mapping[str, Any]) -> dict[str, Any]:
-    """The generation config the options give (only what was given)."""
+                      extra: Mapping[str, Any], messages_in: str | None = None
+                      ) -> dict[str, Any]:
+    """The generation config the options give (only what was given). ``messages_in``: where the
+    (first) list of messages of the input is, when there is one (``--messages FILE``,
+    ``FILE:LINE``)."""
     config: dict[str, Any] = {name: value for name, value in (
         ("temperature", temperature), ("top_p", top_p), ("max_tokens", max_tokens),
         ("seed", seed)) if value is not None}
@@ -182,11 +185,14 @@ def generation_config(*, provider: str, temperature: float | None, top_p: float 
                                "(-x conversation=... on local models), not both")
         from llmbackend.providers import is_local
 
-        if is_local(provider):
-            # Local models take a system message as the start of the chat (rendered with the
-            # model's chat template), the prompt following as the user's turn.
+        if is_local(provider) and messages_in is None:
+            # Plain prompts on a local model: a chat of the system message, the prompt
+            # following as the user's turn, rendered with the model's chat template whatever
+            # apply_chat_template says (extra["system"] would need that option on).
             extra["conversation"] = [{"role": "system", "content": system}]
         else:
+            # Every provider takes extra["system"] the same way (docs/messages.md): put first
+            # in a conversation, refused beside a system message of its own.
             extra["system"] = system
     if extra:
         config["extra"] = extra

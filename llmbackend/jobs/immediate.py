@@ -96,8 +96,9 @@ def run_immediate_batch(
     """Effectful: every input as its own request, ``concurrency`` at a time on worker threads
     (``fanout.ordered_map``); a completed handle.
 
-    The first request is built before anything is sent, so a config the provider cannot take
-    fails at once (and a dropped parameter warns once, not once per input).
+    The shared request is built before anything is sent, so a config the provider cannot take
+    fails at once (and a dropped parameter warns once, not once per input); so is every
+    conversation, and one the provider refuses raises naming it (``batching.encoded_items``).
     """
     options, custom_ids = _immediate_start(provider, request, inputs, batch_options, warn)
 
@@ -133,22 +134,25 @@ async def arun_immediate_batch(
     return _immediate_end(provider, custom_ids, outcomes, options)
 
 
-def _immediate_start(provider: Provider, request: GenerationRequest, inputs: Sequence[CheckedInput],
+def _immediate_start(provider: Provider, request: GenerationRequest,
+                     inputs: Sequence[CheckedInput],
                      batch_options: Mapping[str, Any], warn: Callable[[str], None]
                      ) -> tuple[ImmediateOptions, tuple[str, ...]]:
     options = parse_immediate_options(batch_options, len(inputs))
     custom_ids = options.custom_ids or default_custom_ids(len(inputs))
-    first = unwrap(provider.build_generation(evolve(request, input=inputs[0])))
-    for message in first.warnings:
-        warn(message)
 
     def buildable(_: str, item: CheckedInput) -> Result[None, LLMError]:
-        # A prompt builds as the first did; a conversation may be refused (a prefill where the
-        # provider takes none), and is checked here, before the first request is sent.
+        # A prompt builds as the shared request does; a conversation may be refused on its own
+        # (a prefill where the provider takes none), and is named, before anything is sent.
         if isinstance(item, str):
             return Success(None)
         return provider.build_generation(evolve(request, input=item)).map(lambda _: None)
 
+    # The shared request (its input "") first: a config the provider refuses fails once, for
+    # all, and a dropped parameter warns once; then each conversation on its own.
+    shared = unwrap(provider.build_generation(request))
+    for message in shared.warnings:
+        warn(message)
     for _ in encoded_items(buildable, custom_ids, inputs):
         pass
     return options, custom_ids

@@ -24,8 +24,13 @@ separate prompt string: a conversation input is sent as it is (nothing appended)
 with an ``assistant`` message is a prefill: rendered with ``continue_final_message`` (no
 generation prompt), the model continues that message. A conversation input together with
 ``extra["conversation"]`` / ``["conversations"]`` is a ``ConfigurationError``: give the
-conversation once. The local providers read no ``extra["system"]``: a system prompt is a system
-message (of the input or of ``extra["conversation"]``).
+conversation once.
+
+``config.extra["system"]`` is the system prompt, as on the remote providers: a ``system``
+message put first in the chat input. A chat input that has system messages of its own with it is
+an ``UnsupportedError`` (parameter ``system``: give the system prompt once), the rule every
+provider keeps; a plain prompt sent as raw text (``apply_chat_template`` off, no conversation)
+has no place for it, and is a ``ConfigurationError``.
 """
 
 from __future__ import annotations
@@ -119,7 +124,7 @@ def check_options(provider: LocalProvider, options: Mapping[str, Any]) -> dict[s
 # --- chat input -----------------------------------------------------------------------------------
 
 #: ``config.extra`` keys llmbackend reads itself for local providers (never passed on).
-CHAT_KEYS = ("conversation", "conversations")
+CHAT_KEYS = ("conversation", "conversations", "system")
 
 
 @frozen(kw_only=True)
@@ -134,11 +139,45 @@ class PromptInput:
 
 
 def prompt_inputs(prompts: Sequence[str | Conversation], config: GenerationConfig, *,
-                  apply_chat_template: bool) -> list[PromptInput]:
+                  apply_chat_template: bool, provider: str = "transformers"
+                  ) -> list[PromptInput]:
     """Pure: the input of each prompt (a string, or a conversation: a tuple of messages), by the
     rules in the module docstring. Raises ``ConfigurationError`` for a malformed conversation,
-    ``conversations`` whose length is not the number of prompts, or a conversation input
-    together with ``extra["conversation"]`` / ``["conversations"]``."""
+    ``conversations`` whose length is not the number of prompts, a conversation input
+    together with ``extra["conversation"]`` / ``["conversations"]``, or ``extra["system"]``
+    with nowhere to go; ``UnsupportedError`` (naming ``provider``) for ``extra["system"]``
+    beside a system message."""
+    inputs = _chat_inputs(prompts, config, apply_chat_template=apply_chat_template)
+    if "system" not in config.extra:
+        return inputs
+    return [_with_system(item, config.extra["system"], provider,
+                         None if len(prompts) == 1 else index)
+            for index, item in enumerate(inputs)]
+
+
+def _with_system(item: PromptInput, system: object, provider: str, index: int | None
+                 ) -> PromptInput:
+    """``item`` with ``extra["system"]`` as its first message (see the module docstring)."""
+    if not isinstance(system, str):
+        raise ConfigurationError(
+            message="config.extra['system'] must be a string (the system prompt), got "
+            f"{type(system).__name__}", key="system")
+    name = "the input" if index is None else f"input #{index}"
+    if item.messages is None:
+        raise ConfigurationError(
+            message=f"config.extra['system'] is a system message, and {name} is sent as raw "
+            "text (apply_chat_template is off): turn apply_chat_template on, or give the input "
+            "as a list of messages", key="system")
+    if any(message["role"] == "system" for message in item.messages):
+        raise UnsupportedError(
+            message="give the system prompt once: as a system message or in "
+            "config.extra['system'], not both", provider=provider, parameter="system")
+    return PromptInput(messages=({"role": "system", "content": system}, *item.messages),
+                       prefill=item.prefill)
+
+
+def _chat_inputs(prompts: Sequence[str | Conversation], config: GenerationConfig, *,
+                 apply_chat_template: bool) -> list[PromptInput]:
     extra = config.extra
     given = next((index for index, prompt in enumerate(prompts)
                   if not isinstance(prompt, str)), None)
