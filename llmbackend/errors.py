@@ -42,6 +42,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseParseError",
     "SchemaValidationError",
+    "StreamError",
     "ToolCallError",
     "TransportError",
     "TruncationError",
@@ -180,6 +181,18 @@ class TransportError(LLMError):
 @frozen(kw_only=True, auto_exc=False, slots=False)
 class RequestTimeoutError(TransportError):
     """No complete response arrived within the configured timeout."""
+
+
+@frozen(kw_only=True, auto_exc=False, slots=False)
+class StreamError(LLMError):
+    """A stream broke after answer text had flowed: ``text`` is what was received; ``error``
+    is what broke it (a ``TransportError`` for a reset connection or a stall, a
+    ``ProviderError`` for an ``error`` event; a ``TransportError`` too for a stream that ended
+    without its final event). Not retried: the text was already handed out. A failure before
+    any text is reported (and retried) as it would be for a whole call."""
+
+    text: str = field(default="", repr=False)
+    error: LLMError | None = None
 
 
 @frozen(kw_only=True, auto_exc=False, slots=False)

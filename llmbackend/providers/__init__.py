@@ -8,7 +8,7 @@ light however many providers there are.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 from returns.result import Result
@@ -23,6 +23,9 @@ from llmbackend.errors import (
     excerpt_json,
 )
 from llmbackend.types import Generation, GenerationRequest, WireRequest, WireResponse
+
+if TYPE_CHECKING:
+    from llmbackend.streams import StreamReader
 
 __all__ = [
     "LOCAL",
@@ -39,6 +42,7 @@ __all__ = [
     "is_local",
     "json_object",
     "missing_route_hint",
+    "open_stream_reader",
     "path_segment",
     "read_count",
     "refuse_or_drop",
@@ -58,6 +62,8 @@ class Provider:
       reads, in order of preference.
     - ``auth_headers``: the headers that carry an API key (used by the transport only).
     - ``build_generation`` / ``parse_generation``: the pure request builder and response parser.
+    - ``build_stream``: the builder of the same request, streamed (its events are read by the
+      reader the registry names: ``open_stream_reader``); ``None`` when it does not stream.
     - ``options``: provider options beyond the common ones, each with the values it accepts;
       they reach the builder and parser as ``GenerationRequest.options``.
     """
@@ -71,6 +77,7 @@ class Provider:
     build_generation: BuildGeneration
     parse_generation: ParseGeneration
     options: Mapping[str, tuple[object, ...]] = field(factory=dict)
+    build_stream: BuildGeneration | None = None
 
 
 @frozen(kw_only=True)
@@ -86,7 +93,11 @@ class Registration:
       (``llmbackend.jobs.native_jobs``), so this pure table never imports the shell;
     - ``default_batch_mode``: what ``submit_batch`` (and ``llmbackend batch submit``) does
       without a ``mode`` batch option: ``"native"`` (the provider's batch API) or
-      ``"immediate"`` (concurrent calls, now; a local model always runs its batch at once).
+      ``"immediate"`` (concurrent calls, now; a local model always runs its batch at once);
+    - ``stream_reader``: the pure module of its stream reader (``READER`` in it: the
+      ``streams.StreamReader`` class, made with the request), or ``None``. Named here, not in the
+      provider's module: the reader reads with that module's parsers, so the provider module
+      never imports it back.
     """
 
     name: str
@@ -94,12 +105,14 @@ class Registration:
     module: str
     batch_jobs: str | None = None
     default_batch_mode: str = "native"
+    stream_reader: str | None = None
 
 
 def _remote(name: str, default_batch_mode: str = "native") -> Registration:
     return Registration(name=name, local=False, module=f"llmbackend.providers.{name}",
                         batch_jobs=f"llmbackend.jobs.{name}",
-                        default_batch_mode=default_batch_mode)
+                        default_batch_mode=default_batch_mode,
+                        stream_reader=f"llmbackend.providers.{name}_stream")
 
 
 def _local(name: str) -> Registration:
@@ -124,7 +137,7 @@ PLANNED: dict[str, str] = {}
 LOCAL = tuple(name for name, row in REGISTRY.items() if row.local)
 
 
-def json_object(raw: bytes) -> dict[str, Any] | None:
+def json_object(raw: bytes | str) -> dict[str, Any] | None:
     """Pure: ``raw`` decoded as a JSON object, or ``None`` (not JSON, or not an object)."""
     import json
 
@@ -205,6 +218,20 @@ def get_provider(name: Any) -> Provider:
     provider = import_module(row.module).PROVIDER
     assert isinstance(provider, Provider)
     return provider
+
+
+def open_stream_reader(name: str, request: GenerationRequest) -> StreamReader:
+    """Pure: a new reader of one streamed answer to ``request`` from the remote provider
+    ``name`` (the ``READER`` of the module its registry row names). ``UnsupportedError`` for a
+    provider that does not stream."""
+    row = registration(name)
+    if row.stream_reader is None:
+        raise UnsupportedError(message=f"provider {row.name!r} has no stream reader",
+                               provider=row.name, parameter="stream")
+    from importlib import import_module
+
+    reader: StreamReader = import_module(row.stream_reader).READER(request)
+    return reader
 
 
 def answer_without_text(

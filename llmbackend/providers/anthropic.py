@@ -39,6 +39,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from attrs import evolve
 from returns.result import Failure, Result, Success
 
 from llmbackend.errors import (
@@ -90,6 +91,7 @@ __all__ = [
     "adapt_schema",
     "build_auth_headers",
     "build_messages_request",
+    "build_stream",
     "parse_error",
     "parse_message",
     "parse_message_object",
@@ -164,8 +166,9 @@ def build_messages_request(request: GenerationRequest) -> Result[WireRequest, LL
     temperature, top_p = sampling.unwrap()
     if extra.get("stream"):
         return Failure(UnsupportedError(
-            message="config.extra['stream']=True is not supported: llmbackend sends synchronous "
-            "requests and reads whole responses", provider=NAME, parameter="stream",
+            message="config.extra['stream']=True is not supported: a whole call is a "
+            "synchronous request read as one response; to stream an answer, call "
+            "llmbackend.stream", provider=NAME, parameter="stream",
         ))
 
     conversation = _conversation(request, extra)
@@ -226,6 +229,14 @@ def build_messages_request(request: GenerationRequest) -> Result[WireRequest, LL
         method="POST", path=MESSAGES_PATH, json=body,
         headers={"anthropic-version": API_VERSION}, warnings=tuple(warnings),
     ))
+
+
+def build_stream(request: GenerationRequest) -> Result[WireRequest, LLMError]:
+    """Pure: the same request as ``build_messages_request``, streamed: the same ``POST
+    /v1/messages`` with ``"stream": true`` added to the body (the answer comes as server-sent
+    events, read by ``read_stream``). Refused exactly as the whole call is."""
+    return build_messages_request(request).map(
+        lambda wire: evolve(wire, json={**wire.json, "stream": True}))
 
 
 def _conversation(request: GenerationRequest, extra: Mapping[str, Any]
@@ -557,4 +568,5 @@ PROVIDER = Provider(
     build_generation=build_messages_request,
     parse_generation=parse_message,
     options={"structured_output": STRUCTURED_OUTPUT_METHODS, "server": SERVER_KINDS},
+    build_stream=build_stream,
 )

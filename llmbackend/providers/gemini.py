@@ -69,6 +69,7 @@ __all__ = [
     "build_contents",
     "build_generate_content",
     "build_request_body",
+    "build_stream",
     "model_path",
     "parse_error",
     "parse_generate_content",
@@ -122,11 +123,22 @@ def build_generate_content(request: GenerationRequest) -> Result[WireRequest, LL
     Fails with ``UnsupportedError`` naming the parameter when ``extra`` collides with a field
     llmbackend sets, or holds something the request cannot carry.
     """
+    return _build_call(request, "generateContent")
+
+
+def build_stream(request: GenerationRequest) -> Result[WireRequest, LLMError]:
+    """Pure: the same request as ``build_generate_content``, streamed: ``POST
+    /v1beta/models/{model}:streamGenerateContent?alt=sse`` with the same body (the answer comes
+    as server-sent events, read by ``read_stream``)."""
+    return _build_call(request, "streamGenerateContent?alt=sse")
+
+
+def _build_call(request: GenerationRequest, method: str) -> Result[WireRequest, LLMError]:
     body = build_request_body(request)
     if isinstance(body, Failure):
         return body
     return Success(WireRequest(
-        method="POST", path=f"/{API_VERSION}/{model_path(request.model)}:generateContent",
+        method="POST", path=f"/{API_VERSION}/{model_path(request.model)}:{method}",
         json=body.unwrap(),
     ))
 
@@ -138,8 +150,8 @@ def build_request_body(request: GenerationRequest) -> Result[dict[str, Any], LLM
     extra = dict(config.extra)
     if extra.pop("stream", False):
         return Failure(UnsupportedError(
-            message="config.extra['stream']=True is not supported: llmbackend reads whole "
-            "responses", provider=NAME, parameter="stream"))
+            message="config.extra['stream']=True is not supported: to stream an answer, call "
+            "llmbackend.stream", provider=NAME, parameter="stream"))
     given = next((key for key in SYSTEM_KEYS if key in extra), None)
     system = _pop_system(extra)
     if isinstance(system, Failure):
@@ -413,4 +425,5 @@ PROVIDER = Provider(
     auth_headers=build_auth_headers,
     build_generation=build_generate_content,
     parse_generation=parse_generate_content,
+    build_stream=build_stream,
 )

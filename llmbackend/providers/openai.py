@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from attrs import evolve
 from returns.result import Failure, Result, Success
 
 from llmbackend.errors import (
@@ -72,6 +73,7 @@ __all__ = [
     "build_auth_headers",
     "build_input",
     "build_response_request",
+    "build_stream",
     "build_text_format",
     "collect_output",
     "make_strict",
@@ -132,13 +134,17 @@ def build_response_request(request: GenerationRequest) -> Result[WireRequest, LL
         if refused is not None:
             return Failure(refused)
 
-    for name in ("stream", "background"):
-        if extra.get(name):
-            return Failure(UnsupportedError(
-                message=f"config.extra[{name!r}]=True is not supported: llmbackend sends "
-                "synchronous requests and reads whole responses",
-                provider=NAME, parameter=name,
-            ))
+    if extra.get("stream"):
+        return Failure(UnsupportedError(
+            message="config.extra['stream']=True is not supported: to stream an answer, call "
+            "llmbackend.stream", provider=NAME, parameter="stream",
+        ))
+    if extra.get("background"):
+        return Failure(UnsupportedError(
+            message="config.extra['background']=True is not supported: llmbackend sends "
+            "synchronous requests and reads whole responses",
+            provider=NAME, parameter="background",
+        ))
 
     system = extra.pop("system", None)
     if system is not None and not isinstance(system, str):
@@ -191,6 +197,17 @@ def build_response_request(request: GenerationRequest) -> Result[WireRequest, LL
     return Success(WireRequest(
         method="POST", path=RESPONSES_PATH, json=body, warnings=tuple(warnings)
     ))
+
+
+def build_stream(request: GenerationRequest) -> Result[WireRequest, LLMError]:
+    """Pure: the same request as ``build_response_request``, streamed: the same body with
+    ``"stream": true`` (the answer comes as server-sent events, read by ``read_stream``). It
+    fails where the whole call's builder does, with the same error."""
+    built = build_response_request(request)
+    if isinstance(built, Failure):
+        return built
+    wire = built.unwrap()
+    return Success(evolve(wire, json={**wire.json, "stream": True}))
 
 
 def build_input(
@@ -536,4 +553,5 @@ PROVIDER = Provider(
     build_generation=build_response_request,
     parse_generation=parse_response,
     options={"server": SERVER_KINDS},
+    build_stream=build_stream,
 )
