@@ -20,6 +20,18 @@ the results as JSONL from the absolute ``results_url`` and keeps every batch in
 ``AnthropicEmulator.batches``; how a batch ends (completed, expired, canceled, which items fail,
 which lines are shuffled, missing or doubled) follows ``AnthropicEmulator.batch_plan``, a
 ``MessageBatchPlan``.
+
+Streaming: ``POST /v1/messages`` with ``"stream": true`` answers ``text/event-stream`` (chunked)
+the way the API does: ``message_start`` (the message with no content and ``output_tokens`` 1),
+per block ``content_block_start``, a ``ping`` after the first, a few ``content_block_delta``
+(``text_delta``, ``input_json_delta``, ``thinking_delta`` + ``signature_delta``),
+``content_block_stop``, then ``message_delta`` (stop reason and the cumulative usage) and
+``message_stop``: what the SDK accumulates is the very message the call answers without
+streaming. Validation, authentication, ``message_errors``, ``latency`` and scripted replies
+apply before the stream starts (an error is JSON with its status, as without streaming).
+``stream_fault(...)`` queues a ``tests.emulator.StreamFault`` for the next stream (cut before
+``message_stop``, an ``error`` event (``overloaded_error``) after the first delta, a trickle, a
+stall), as the OpenAI emulator's docstring describes. A batch item may not stream (400).
 """
 
 from __future__ import annotations
@@ -40,7 +52,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import attrs
 from attrs import define, field
 
-from tests.emulator import Recorded, Scripted, _hex, example_instance
+from tests.emulator import (
+    Recorded,
+    Scripted,
+    StreamFault,
+    StreamFaults,
+    _hex,
+    example_instance,
+    faulted,
+    split_text,
+    sse_event,
+    write_stream,
+)
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -402,9 +425,64 @@ def _check(params: Any, prefix: str, require_max_tokens: bool) -> None:
                       _join(path, "format"))
     _check_format(params.get("output_format"), _join(prefix, "output_format"))
     _check_tools(params, prefix)
-    if params.get("stream"):
-        raise _InvalidError(_join(prefix, "stream"),
-                       "the emulator does not stream: leave stream out or send false")
+    stream = params.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _InvalidError(_join(prefix, "stream"), "Input should be a valid boolean")
+    if stream and prefix.startswith("requests."):
+        raise _InvalidError(_join(prefix, "stream"), "streaming is not supported in batches")
+
+
+def message_events(message: Mapping[str, Any]) -> tuple[list[bytes], int]:
+    """The Messages stream that builds ``message`` (a whole message), and the index of its
+    first delta (else of the last event before ``message_stop``)."""
+    payloads: list[dict[str, Any]] = []
+    usage = dict(message.get("usage") or {})
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
+             "usage": {**usage, "output_tokens": 1}}
+    payloads.append({"type": "message_start", "message": start})
+    first_delta: int | None = None
+    for index, block in enumerate(message.get("content") or []):
+        kind = block.get("type")
+        deltas: list[dict[str, Any]] = []
+        if kind == "text":
+            opening = {**block, "text": ""}
+            deltas = [{"type": "text_delta", "text": piece}
+                      for piece in split_text(block.get("text", ""))]
+        elif kind == "tool_use":
+            opening = {**block, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": piece}
+                      for piece in split_text(json.dumps(block.get("input", {})))]
+        elif kind == "thinking":
+            opening = {**block, "thinking": "", "signature": ""}
+            deltas = [{"type": "thinking_delta", "thinking": piece}
+                      for piece in split_text(block.get("thinking", ""))]
+            deltas.append({"type": "signature_delta", "signature": block.get("signature", "")})
+        else:
+            opening = dict(block)
+        payloads.append({"type": "content_block_start", "index": index,
+                         "content_block": opening})
+        if index == 0:
+            payloads.append({"type": "ping"})
+        for delta in deltas:
+            if first_delta is None and delta["type"] in ("text_delta", "input_json_delta"):
+                first_delta = len(payloads)
+            payloads.append({"type": "content_block_delta", "index": index, "delta": delta})
+        payloads.append({"type": "content_block_stop", "index": index})
+    cumulative = {key: usage[key] for key in ("input_tokens", "cache_creation_input_tokens",
+                                              "cache_read_input_tokens", "output_tokens")
+                  if key in usage}
+    payloads.append({"type": "message_delta", "delta": {
+        "stop_reason": message.get("stop_reason"),
+        "stop_sequence": message.get("stop_sequence")}, "usage": cumulative})
+    payloads.append({"type": "message_stop"})
+    events = [sse_event(payload, payload["type"]) for payload in payloads]
+    return events, len(events) - 2 if first_delta is None else first_delta
+
+
+def stream_error_event(_index: int) -> bytes:
+    """The ``error`` event the API sends mid-stream when it is overloaded."""
+    return sse_event({"type": "error", "error": {"type": "overloaded_error",
+                                                 "message": "Overloaded"}}, "error")
 
 
 def validate_params(params: Any, prefix: str = "", *, require_max_tokens: bool = True
@@ -523,7 +601,7 @@ class _Server(ThreadingHTTPServer):
 
 
 @define
-class AnthropicEmulator:
+class AnthropicEmulator(StreamFaults):
     """The emulated API (see the module docstring). ``start()`` it, point a client at
     ``base_url`` with ``API_KEY``, ``stop()`` it."""
 
@@ -542,6 +620,8 @@ class AnthropicEmulator:
     batches: dict[str, EmulatedMessageBatch] = field(factory=dict)
     # The ids the next batches get, in order (then random ``msgbatch_...`` ones).
     batch_ids: deque[str] = field(factory=deque)
+    # Streaming: how the next streams go wrong, in order (see ``stream_fault``).
+    stream_faults: deque[StreamFault] = field(factory=deque)
     max_requests: int = MAX_BATCH_REQUESTS
     max_bytes: int = MAX_BATCH_BYTES
     # True: a batch with invalid params is refused at create (400 naming requests.N.params...).
@@ -646,6 +726,9 @@ class AnthropicEmulator:
 
             def _send(self, scripted: Scripted) -> None:
                 try:
+                    if scripted.stream is not None:
+                        write_stream(self, scripted)
+                        return
                     self.send_response(scripted.status)
                     for name, value in scripted.headers.items():
                         self.send_header(name, value)
@@ -726,6 +809,10 @@ class AnthropicEmulator:
         answer = self.message_for(params)
         if isinstance(answer, tuple):
             return _error(*answer)
+        if params.get("stream") is True:
+            events, first_delta = message_events(answer)
+            return Scripted(200, b"", {"request-id": _request_id()}, stream=faulted(
+                events, first_delta, stream_error_event, self._next_fault()))
         return _json(200, answer)
 
     def _count_tokens(self, recorded: Recorded) -> Scripted:

@@ -11,6 +11,20 @@ official ``openai`` SDK: uploads are stored in ``OpenAIEmulator.files``, a batch
 file the way OpenAI does, walks its lifecycle one step per retrieve and is kept in
 ``OpenAIEmulator.batches``; how it ends (completed, expired, cancelled or failed, which items fail,
 in which order the lines come) follows ``OpenAIEmulator.batch_plan``, a ``BatchPlan``.
+
+Streaming: ``POST /v1/responses`` with ``"stream": true`` answers ``text/event-stream`` (chunked)
+with the Responses event sequence (``response.created``, ``response.in_progress``, then per output
+item ``output_item.added``, ``content_part.added``, a few ``output_text.delta``,
+``output_text.done``, ``content_part.done``, ``output_item.done``, and ``response.completed``
+carrying the very object the call answers without streaming), ``sequence_number`` counting up.
+Authentication, a scripted reply (``reply``: any status, served whole as JSON, before any stream)
+and its delay apply to stream requests as to others. For fault tests, ``stream_fault(...)``
+queues a ``StreamFault`` that the next served stream follows (in order, one per stream): ``cut``
+drops the final event (the stream then ends cleanly), ``error`` sends an ``error`` event right
+after the first delta and ends there, ``trickle`` waits that many seconds before every event but
+the first, ``stall`` sends nothing for that many seconds after the first delta (the connection
+kept open), then goes on. ``write_stream``, ``sse_event``, ``split_text`` and ``faulted`` are
+shared with the Anthropic and Gemini emulators, whose streams follow the same ``StreamFault``.
 """
 
 from __future__ import annotations
@@ -47,11 +61,88 @@ class Recorded:
 
 
 @frozen
+class StreamFault:
+    """How one stream goes wrong (see the module docstring); the defaults: it does not."""
+
+    cut: bool = False  # drop the final event; the stream ends cleanly without it
+    error: bool = False  # the provider's error event right after the first delta, then the end
+    trickle: float = 0.0  # seconds before each event but the first
+    stall: float = 0.0  # seconds of silence after the first delta (the connection kept open)
+
+
+@frozen
+class Stream:
+    """A streamed answer: whole SSE events (blank line included) and the pause before each."""
+
+    events: tuple[bytes, ...]
+    pauses: tuple[float, ...] = ()
+
+
+@frozen
 class Scripted:
     status: int
     body: bytes
     headers: Mapping[str, str] = field(factory=dict)
     delay: float = 0.0
+    stream: Stream | None = None  # set: the body is these events, sent chunked, as they come
+
+
+def sse_event(data: Any, event: str | None = None, newline: str = "\n") -> bytes:
+    """One server-sent event: ``event: <event>`` (when given) and ``data: <compact JSON>``."""
+    text = json.dumps(data, separators=(",", ":"))
+    head = f"event: {event}{newline}" if event is not None else ""
+    return f"{head}data: {text}{newline}{newline}".encode()
+
+
+def split_text(text: str, pieces: int = 3) -> list[str]:
+    """``text`` in up to ``pieces`` non-empty deltas (none for an empty text)."""
+    if not text:
+        return []
+    size = -(-len(text) // pieces)
+    return [text[start:start + size] for start in range(0, len(text), size)]
+
+
+def faulted(events: Sequence[bytes], first_delta: int, error_event: Callable[[int], bytes],
+            fault: StreamFault | None) -> Stream:
+    """``events`` as ``fault`` serves them: ``first_delta`` is the index of the first delta
+    event (the error and the stall come right after it), ``error_event(index)`` the provider's
+    error event at that index."""
+    served = list(events)
+    if fault is None:
+        return Stream(tuple(served), (0.0,) * len(served))
+    if fault.error:
+        served = [*served[:first_delta + 1], error_event(first_delta + 1)]
+    elif fault.cut:
+        served = served[:-1]
+    pauses = [fault.trickle if index else 0.0 for index in range(len(served))]
+    if fault.stall and first_delta + 1 < len(served):
+        pauses[first_delta + 1] += fault.stall
+    return Stream(tuple(served), tuple(pauses))
+
+
+def write_stream(handler: BaseHTTPRequestHandler, scripted: Scripted,
+                 content_type: str = "text/event-stream") -> None:
+    """Send ``scripted.stream`` with chunked transfer encoding, one event per chunk, each
+    flushed at once, waiting its pause before it; the connection stays open throughout."""
+    assert scripted.stream is not None
+    handler.send_response(scripted.status)
+    for name, value in scripted.headers.items():
+        handler.send_header(name, value)
+    if not any(name.lower() == "content-type" for name in scripted.headers):
+        handler.send_header("Content-Type", content_type)
+    handler.send_header("Cache-Control", "no-cache")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    handler.wfile.flush()
+    stream = scripted.stream
+    pauses = stream.pauses or (0.0,) * len(stream.events)
+    for event, pause in zip(stream.events, pauses, strict=True):
+        if pause:
+            time.sleep(pause)
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        handler.wfile.flush()
+    handler.wfile.write(b"0\r\n\r\n")
+    handler.wfile.flush()
 
 
 def example_instance(schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:
@@ -116,6 +207,57 @@ def default_answer(request: Mapping[str, Any]) -> dict[str, Any]:
     else:
         text = f"Echo: {request.get('input')}"
     return response_body(str(request.get("model")), text)
+
+
+def response_events(final: Mapping[str, Any]) -> tuple[list[bytes], int]:
+    """The Responses stream that builds ``final`` (a whole Responses object), and the index of
+    its first ``response.output_text.delta`` (else of the last event before the end)."""
+    payloads: list[dict[str, Any]] = []
+    first_delta: int | None = None
+    opening = {**final, "status": "in_progress", "output": [], "usage": None}
+    payloads.append({"type": "response.created", "response": opening})
+    payloads.append({"type": "response.in_progress", "response": opening})
+    for index, item in enumerate(final.get("output") or []):
+        if item.get("type") != "message":
+            payloads.append({"type": "response.output_item.added", "output_index": index,
+                             "item": item})
+            payloads.append({"type": "response.output_item.done", "output_index": index,
+                             "item": item})
+            continue
+        item_id = item.get("id")
+        payloads.append({"type": "response.output_item.added", "output_index": index,
+                         "item": {**item, "status": "in_progress", "content": []}})
+        for part_index, part in enumerate(item.get("content") or []):
+            where = {"content_index": part_index, "item_id": item_id, "output_index": index}
+            text = part.get("text", "") if part.get("type") == "output_text" else ""
+            empty = {**part, "text": ""} if part.get("type") == "output_text" else part
+            payloads.append({"type": "response.content_part.added", **where, "part": empty})
+            if part.get("type") == "output_text":
+                for delta in split_text(text):
+                    if first_delta is None:
+                        first_delta = len(payloads)
+                    payloads.append({"type": "response.output_text.delta", **where,
+                                     "delta": delta, "logprobs": []})
+                payloads.append({"type": "response.output_text.done", **where, "logprobs": [],
+                                 "text": text})
+            payloads.append({"type": "response.content_part.done", **where, "part": part})
+        payloads.append({"type": "response.output_item.done", "output_index": index,
+                         "item": item})
+    final_type = {"incomplete": "response.incomplete", "failed": "response.failed"}.get(
+        str(final.get("status")), "response.completed")
+    payloads.append({"type": final_type, "response": final})
+    events = [sse_event({**payload, "sequence_number": number}, payload["type"])
+              for number, payload in enumerate(payloads)]
+    return events, len(events) - 2 if first_delta is None else first_delta
+
+
+def stream_error_event(number: int) -> bytes:
+    """The ``error`` event the Responses API sends mid-stream (a server error), nested the way
+    the recorded traffic nests it."""
+    payload = {"type": "error", "sequence_number": number, "error": {
+        "type": "server_error", "code": "server_error",
+        "message": "The server had an error while processing your request.", "param": None}}
+    return sse_event(payload, "error")
 
 
 def error_object(message: str, error_type: str, code: str | None, param: str | None = None
@@ -347,8 +489,27 @@ def _line_problem(code: str, message: str, line: int | None) -> dict[str, Any]:
     return {"code": code, "message": message, "param": None, "line": line}
 
 
+class StreamFaults:
+    """The stream-fault hook every emulator shares: ``stream_fault(...)`` queues a fault, the
+    next served stream takes it (``_next_fault``). Its emulator has ``stream_faults`` (a deque)
+    and ``_lock``."""
+
+    stream_faults: deque[StreamFault]
+    _lock: threading.Lock
+
+    def stream_fault(self, *, cut: bool = False, error: bool = False, trickle: float = 0.0,
+                     stall: float = 0.0) -> None:
+        """Queue one ``StreamFault``: the next served stream follows it (module docstring)."""
+        self.stream_faults.append(StreamFault(cut, error, trickle, stall))
+
+    def _next_fault(self) -> StreamFault | None:
+        with self._lock:
+            return self.stream_faults.popleft() if self.stream_faults else None
+
+
+
 @define
-class OpenAIEmulator:
+class OpenAIEmulator(StreamFaults):
     api_key: str | None = API_KEY
     requests: list[Recorded] = field(factory=list)
     script: deque[Scripted] = field(factory=deque)
@@ -364,6 +525,8 @@ class OpenAIEmulator:
     # The ids the next batches get, in order (then random ``batch_...`` ones): a server whose
     # ids are any string, as the spec allows.
     batch_ids: deque[str] = field(factory=deque)
+    # Streaming: how the next streams go wrong, in order (see ``stream_fault``).
+    stream_faults: deque[StreamFault] = field(factory=deque)
 
     @property
     def base_url(self) -> str:
@@ -437,6 +600,9 @@ class OpenAIEmulator:
 
             def _send(self, scripted: Scripted) -> None:
                 try:
+                    if scripted.stream is not None:
+                        write_stream(self, scripted)
+                        return
                     self.send_response(scripted.status)
                     for name, value in scripted.headers.items():
                         self.send_header(name, value)
@@ -474,7 +640,12 @@ class OpenAIEmulator:
                 return Scripted(400, error_body(
                     "We could not parse the JSON body of your request.",
                     "invalid_request_error", None))
-            return Scripted(200, json.dumps(default_answer(request)).encode())
+            answer = default_answer(request)
+            if isinstance(request, dict) and request.get("stream") is True:
+                events, first_delta = response_events(answer)
+                return Scripted(200, b"", stream=faulted(events, first_delta,
+                                                         stream_error_event, self._next_fault()))
+            return Scripted(200, json.dumps(answer).encode())
         parts = [unquote(part) for part in url.path.strip("/").split("/")]
         if parts[0] == "v1" and parts[1:2] in (["files"], ["batches"]):
             with self._lock:

@@ -29,6 +29,18 @@ doubled or lack their metadata) follows ``GeminiEmulator.batch_plan``, a ``Gemin
 The Files API takes resumable uploads exactly as google-genai sends them (``start``, then
 ``upload, finalize`` on the returned ``x-goog-upload-url``), serves ``files/{id}`` resources and
 lets only generated files (batch results) be downloaded.
+
+Streaming: ``POST .../models/{model}:streamGenerateContent?alt=sse`` answers
+``text/event-stream`` (chunked) with ``data: {chunk}\r\n\r\n`` events, as Google does: the
+answer's text parts split over a few ``GenerateContentResponse`` chunks (other parts whole, in
+order), each with ``modelVersion``, ``responseId`` and the prompt's ``usageMetadata``, the last
+with ``finishReason`` and the whole ``usageMetadata``; merged, they are the very body
+``generateContent`` answers (an answer with several candidates or none comes as one chunk).
+Without ``alt=sse`` the same chunks come as one JSON array. Parsing, validation,
+authentication, ``errors``, ``latency`` and scripted replies apply before the stream starts (an
+error is JSON with its status). ``stream_fault(...)`` queues a ``tests.emulator.StreamFault``
+for the next stream (cut before the last chunk, an ``{"error": ...}`` chunk (500 INTERNAL)
+after the first text chunk, a trickle, a stall), as the OpenAI emulator's docstring describes.
 """
 
 from __future__ import annotations
@@ -53,7 +65,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import attrs
 from attrs import define, field
 
-from tests.emulator import Recorded, Scripted, example_instance
+from tests.emulator import (
+    Recorded,
+    Scripted,
+    StreamFault,
+    StreamFaults,
+    example_instance,
+    faulted,
+    split_text,
+    sse_event,
+    write_stream,
+)
 
 __all__ = [
     "API_KEY",
@@ -822,11 +844,50 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # many concurrent clients connect at once in benchmarks
 
 
-_GENERATE_PATH = re.compile(r"^/[^/]+/models/[^/]+:generateContent$")
+_GENERATE_PATH = re.compile(r"^/[^/]+/models/[^/]+:(generateContent|streamGenerateContent)$")
+
+
+def content_chunks(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The stream chunks whose merge is ``body`` (a whole generateContent response): its one
+    candidate's text parts split in pieces, one chunk each; the last carries ``finishReason``
+    (and whatever else the candidate has) and the whole ``usageMetadata``."""
+    candidates = body.get("candidates") or []
+    if len(candidates) != 1:
+        return [copy.deepcopy(dict(body))]
+    candidate = candidates[0]
+    content = candidate.get("content") or {}
+    pieces: list[dict[str, Any]] = []
+    for part in content.get("parts") or []:
+        texts = split_text(part["text"]) if isinstance(part.get("text"), str) else []
+        pieces += [{**part, "text": text} for text in texts] or [copy.deepcopy(part)]
+    if not pieces:
+        return [copy.deepcopy(dict(body))]
+    usage = body.get("usageMetadata") or {}
+    early_usage = {key: usage[key] for key in ("promptTokenCount", "promptTokensDetails")
+                   if key in usage}
+    rest = {key: value for key, value in body.items()
+            if key not in ("candidates", "usageMetadata")}
+    chunks: list[dict[str, Any]] = []
+    for number, piece in enumerate(pieces):
+        last = number == len(pieces) - 1
+        shaped = {key: value for key, value in candidate.items() if key != "content"}
+        if not last:
+            shaped = {"index": candidate.get("index", 0)}
+        chunk: dict[str, Any] = {"candidates": [{
+            "content": {"parts": [piece], "role": content.get("role", "model")}, **shaped}]}
+        chunk["usageMetadata"] = copy.deepcopy(usage if last else early_usage)
+        chunks.append({**chunk, **copy.deepcopy(rest)})
+    return chunks
+
+
+def stream_error_event(_index: int) -> bytes:
+    """The chunk Google sends when a stream fails midway (a 500 INTERNAL)."""
+    return sse_event({"error": {"code": 500, "message": "Internal error encountered.",
+                                "status": "INTERNAL"}}, newline="\r\n")
 
 
 @define
-class GeminiEmulator:
+class GeminiEmulator(StreamFaults):
     """The emulated API (see the module docstring). ``start()`` it, point a client at
     ``base_url`` with ``API_KEY`` (header ``x-goog-api-key``), ``stop()`` it."""
 
@@ -853,6 +914,8 @@ class GeminiEmulator:
     batch_ids: deque[str] = field(factory=deque)
     files: dict[str, StoredGeminiFile] = field(factory=dict)
     uploads: dict[str, UploadSession] = field(factory=dict)
+    # Streaming: how the next streams go wrong, in order (see ``stream_fault``).
+    stream_faults: deque[StreamFault] = field(factory=deque)
     max_inline_bytes: int = MAX_INLINE_BYTES
     max_file_bytes: int = MAX_FILE_BYTES
     clock: Callable[[], float] = time.time
@@ -961,6 +1024,9 @@ class GeminiEmulator:
 
             def _send(self, scripted: Scripted) -> None:
                 try:
+                    if scripted.stream is not None:
+                        write_stream(self, scripted)
+                        return
                     self.send_response(scripted.status)
                     for name, value in scripted.headers.items():
                         self.send_header(name, value)
@@ -996,6 +1062,8 @@ class GeminiEmulator:
         match kind, method, rest:
             case None, "POST", ["models", spec] if spec.endswith(":generateContent"):
                 return self._generate, (spec.rpartition(":")[0], version)
+            case None, "POST", ["models", spec] if spec.endswith(":streamGenerateContent"):
+                return self._stream_generate, (spec.rpartition(":")[0], version)
             case None, "POST", ["models", spec] if spec.endswith(":batchGenerateContent"):
                 return self._create_batch, (spec.rpartition(":")[0], version)
             case None, "GET", ["batches"]:
@@ -1084,8 +1152,24 @@ class GeminiEmulator:
             return copy.deepcopy(self.overrides[prompt])
         return default_answer(model, request)
 
+    def _stream_generate(self, recorded: Recorded, query: Mapping[str, list[str]], model: str,
+                         version: str) -> Scripted:
+        """``streamGenerateContent``: what ``generateContent`` answers, in chunks."""
+        whole = self._generate(recorded, query, model, version, "streamGenerateContent")
+        if whole.status != 200:
+            return whole
+        chunks = content_chunks(json.loads(whole.body))
+        if query.get("alt", [""])[-1] != "sse":
+            return _json(200, chunks)
+        events = [sse_event(chunk, newline="\r\n") for chunk in chunks]
+        first = next((index for index, chunk in enumerate(chunks) if any(
+            "text" in part and not part.get("thought") for candidate in chunk["candidates"]
+            for part in candidate["content"]["parts"])), 0) if len(events) > 1 else 0
+        return Scripted(200, b"", stream=faulted(events, min(first, len(events) - 1),
+                                                 stream_error_event, self._next_fault()))
+
     def _generate(self, recorded: Recorded, query: Mapping[str, list[str]], model: str,
-                  version: str) -> Scripted:
+                  version: str, method: str = "generateContent") -> Scripted:
         body, problem = self._parse(recorded)
         if problem is not None:
             return problem
@@ -1094,7 +1178,7 @@ class GeminiEmulator:
         except _InvalidError as invalid:
             return _invalid(invalid.message, invalid.details)
         if model.removeprefix("models/") in self.missing_models:
-            return _model_not_found(model.removeprefix("models/"), "generateContent", version)
+            return _model_not_found(model.removeprefix("models/"), method, version)
         answer = self.answer_for(model, request)
         if isinstance(answer, tuple):
             return _error(*answer)

@@ -339,7 +339,7 @@ BAD_PARAMS = [
     (params(tools=[TOOL], tool_choice={"type": "tool", "name": "other"}),
      "tool_choice.name: Tool 'other' not found"),
     (params(tools=[TOOL], tool_choice={"type": "sometimes"}), "tool_choice.type: Input should"),
-    (params(stream=True), "stream: the emulator does not stream"),
+    (params(stream="yes"), "stream: Input should be a valid boolean"),
 ]
 
 
