@@ -17,12 +17,14 @@ if TYPE_CHECKING:
         aget_batch,
         aget_response,
         arestore_batch,
+        astream,
         client,
         create_batch,
         generate,
         get_batch,
         get_response,
         restore_batch,
+        stream,
     )
     from llmbackend.batching import BatchCounts, BatchState, BatchStatus
     from llmbackend.errors import (
@@ -51,11 +53,13 @@ if TYPE_CHECKING:
     )
     from llmbackend.jobs import Batch, CompletedBatch
     from llmbackend.messages import Input, Message, MessageDict
+    from llmbackend.streaming import AsyncTextStream, TextStream
     from llmbackend.types import Generation, GenerationConfig, StructuredOutput, Usage
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncTextStream",
     "Batch",
     "BatchCounts",
     "BatchItemFailure",
@@ -86,6 +90,7 @@ __all__ = [
     "ResponseParseError",
     "SchemaValidationError",
     "StreamError",
+    "TextStream",
     "StructuredOutput",
     "ToolCallError",
     "TransportError",
@@ -98,12 +103,14 @@ __all__ = [
     "aget_batch",
     "aget_response",
     "arestore_batch",
+    "astream",
     "client",
     "create_batch",
     "generate",
     "get_batch",
     "get_response",
     "restore_batch",
+    "stream",
 ]
 
 # Strategy: the names above load on first access (PEP 562), so ``import llmbackend`` costs about a
@@ -112,7 +119,9 @@ __all__ = [
 _HOME = {
     **dict.fromkeys(("Client", "LLMBackendWarning", "acreate_batch", "agenerate", "aget_batch",
                      "aget_response", "arestore_batch", "client", "create_batch", "generate",
-                     "get_batch", "get_response", "restore_batch"), "llmbackend.api"),
+                     "get_batch", "get_response", "restore_batch", "stream", "astream"),
+                    "llmbackend.api"),
+    **dict.fromkeys(("TextStream", "AsyncTextStream"), "llmbackend.streaming"),
     **dict.fromkeys(("BatchCounts", "BatchState", "BatchStatus"), "llmbackend.batching"),
     "Batch": "llmbackend.jobs",
     "CompletedBatch": "llmbackend.jobs",

@@ -32,25 +32,30 @@ from llmbackend.batching import DEFAULT_CONCURRENCY
 from llmbackend.errors import ConfigurationError, LLMError, unwrap
 from llmbackend.fanout import Progress
 from llmbackend.messages import Input
+from llmbackend.streaming import AsyncTextStream, TextStream
 from llmbackend.types import ConfigInput, Generation, StructuredOutput
 
 if TYPE_CHECKING:
     from llmbackend.jobs import Batch
 
 __all__ = [
+    "AsyncTextStream",
     "Client",
     "LLMBackendWarning",
+    "TextStream",
     "acreate_batch",
     "agenerate",
     "aget_batch",
     "aget_response",
     "arestore_batch",
+    "astream",
     "client",
     "create_batch",
     "generate",
     "get_batch",
     "get_response",
     "restore_batch",
+    "stream",
     "unwrap_or_raise",
 ]
 
@@ -195,6 +200,58 @@ class Client:
         ``timeout`` and ``max_retries`` override the client's for this call only."""
         return unwrap(self.generate(
             input, config, schema, timeout=timeout, max_retries=max_retries)).parsed
+
+    @overload
+    def stream(self, input: Input, config: ConfigInput = None, schema: None = None, *,
+               timeout: float | None = None, max_retries: int | None = None
+               ) -> TextStream[str]: ...
+
+    @overload
+    def stream(self, input: Input, config: ConfigInput, schema: StructuredOutput[T], *,
+               timeout: float | None = None, max_retries: int | None = None
+               ) -> TextStream[T]: ...
+
+    @overload
+    def stream(self, input: Input, config: ConfigInput = None, *, schema: StructuredOutput[T],
+               timeout: float | None = None, max_retries: int | None = None
+               ) -> TextStream[T]: ...
+
+    def stream(self, input: Input, config: ConfigInput = None,
+               schema: StructuredOutput[Any] | None = None, *, timeout: float | None = None,
+               max_retries: int | None = None) -> TextStream[Any]:
+        """The answer, streamed: a ``TextStream`` to iterate for the text deltas as they
+        arrive, in a ``with`` block (leaving it closes the connection, even mid-stream).
+        ``stream.generation`` is then what ``generate`` returns for the same answer, and
+        ``stream.result()`` the typed face's ``Result``. Arguments as for ``generate``, except
+        that ``timeout`` bounds the wait for each next byte, not the whole answer. Bad
+        arguments raise at once; the request is sent when the stream is first read. See
+        docs/streaming.md.
+        """
+        return self._backend.stream(input, config, schema, timeout=timeout,
+                                    max_retries=max_retries)
+
+    @overload
+    def astream(self, input: Input, config: ConfigInput = None, schema: None = None, *,
+                timeout: float | None = None, max_retries: int | None = None
+                ) -> AsyncTextStream[str]: ...
+
+    @overload
+    def astream(self, input: Input, config: ConfigInput, schema: StructuredOutput[T], *,
+                timeout: float | None = None, max_retries: int | None = None
+                ) -> AsyncTextStream[T]: ...
+
+    @overload
+    def astream(self, input: Input, config: ConfigInput = None, *,
+                schema: StructuredOutput[T], timeout: float | None = None,
+                max_retries: int | None = None) -> AsyncTextStream[T]: ...
+
+    def astream(self, input: Input, config: ConfigInput = None,
+                schema: StructuredOutput[Any] | None = None, *, timeout: float | None = None,
+                max_retries: int | None = None) -> AsyncTextStream[Any]:
+        """``stream`` on an event loop: ``async with client.astream(...) as stream:``, then
+        ``async for delta in stream``; ``await stream.result()``; ``aclose()``."""
+        return self._backend.astream(input, config, schema, timeout=timeout,
+                                     max_retries=max_retries)
 
     @overload
     def map(self, inputs: Iterable[Input], config: ConfigInput = None, schema: None = None, *,
@@ -436,6 +493,53 @@ def get_response(provider: str, model: str, input: Input, config: ConfigInput = 
     Raises the ``LLMError`` subclass that says what went wrong.
     """
     return unwrap(generate(provider, model, input, config, schema, **provider_options)).parsed
+
+
+@overload
+def stream(provider: str, model: str, input: Input, config: ConfigInput = None,
+           schema: None = None, **provider_options: Any) -> TextStream[str]: ...
+
+
+@overload
+def stream(provider: str, model: str, input: Input, config: ConfigInput,
+           schema: StructuredOutput[T], **provider_options: Any) -> TextStream[T]: ...
+
+
+@overload
+def stream(provider: str, model: str, input: Input, config: ConfigInput = None, *,
+           schema: StructuredOutput[T], **provider_options: Any) -> TextStream[T]: ...
+
+
+def stream(provider: str, model: str, input: Input, config: ConfigInput = None,
+           schema: StructuredOutput[Any] | None = None, **provider_options: Any
+           ) -> TextStream[Any]:
+    """The answer, streamed, without making a client (``Client.stream``; connections pooled
+    as for ``generate``)."""
+    return open_backend(provider, model, provider_options, shared=True).stream(
+        input, config, schema)
+
+
+@overload
+def astream(provider: str, model: str, input: Input, config: ConfigInput = None,
+            schema: None = None, **provider_options: Any) -> AsyncTextStream[str]: ...
+
+
+@overload
+def astream(provider: str, model: str, input: Input, config: ConfigInput,
+            schema: StructuredOutput[T], **provider_options: Any) -> AsyncTextStream[T]: ...
+
+
+@overload
+def astream(provider: str, model: str, input: Input, config: ConfigInput = None, *,
+            schema: StructuredOutput[T], **provider_options: Any) -> AsyncTextStream[T]: ...
+
+
+def astream(provider: str, model: str, input: Input, config: ConfigInput = None,
+            schema: StructuredOutput[Any] | None = None, **provider_options: Any
+            ) -> AsyncTextStream[Any]:
+    """``stream`` on an event loop (``Client.astream``)."""
+    return open_backend(provider, model, provider_options, shared=True).astream(
+        input, config, schema)
 
 
 @overload

@@ -33,9 +33,9 @@ from collections.abc import (
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from attrs import evolve
-from returns.result import Result
+from returns.result import Failure, Result, Success
 
-from llmbackend import fanout, pipeline
+from llmbackend import fanout, pipeline, streaming
 from llmbackend.batching import check_concurrency, check_custom_ids, parse_immediate_options
 from llmbackend.checks import (
     check_batch_options,
@@ -48,13 +48,14 @@ from llmbackend.checks import (
     check_timeout,
 )
 from llmbackend.convert import config_from
-from llmbackend.errors import ConfigurationError, LLMError, unwrap
+from llmbackend.errors import ConfigurationError, LLMError, UnsupportedError, unwrap
 from llmbackend.fanout import Progress
 from llmbackend.messages import CheckedInput, check_input
 from llmbackend.progress import progress_callback
 from llmbackend.providers import Provider, get_provider, registration
 from llmbackend.providers.local import LOCAL_PROVIDERS, LocalProvider, check_options
 from llmbackend.retrying import RetryPolicy
+from llmbackend.streaming import AsyncSource, AsyncTextStream, Source, TextStream
 from llmbackend.settings import DEFAULT_TIMEOUT, ClientSettings, header_secrets, resolve_settings
 from llmbackend.transport import HTTPTransport
 from llmbackend.types import (
@@ -154,6 +155,18 @@ class Backend:
     async def agenerate(self, input: object, config: ConfigInput, schema: object, *,
                         timeout: float | None = None, max_retries: int | None = None
                         ) -> Outcome:
+        raise NotImplementedError
+
+    # --- one prompt, streamed ---
+
+    def stream(self, input: object, config: ConfigInput, schema: object, *,
+               timeout: float | None = None, max_retries: int | None = None
+               ) -> TextStream[Any]:
+        raise NotImplementedError
+
+    def astream(self, input: object, config: ConfigInput, schema: object, *,
+                timeout: float | None = None, max_retries: int | None = None
+                ) -> AsyncTextStream[Any]:
         raise NotImplementedError
 
     # --- fan-outs ---
@@ -348,6 +361,38 @@ class RemoteBackend(Backend):
 
         return transport.redact_result(await pipeline.agenerate(self.record, request, send))
 
+    def _stream_plan(self, input: object, config: ConfigInput, schema: object,
+                     timeout: float | None, max_retries: int | None
+                     ) -> tuple[GenerationRequest, Result[WireRequest, LLMError], HTTPTransport]:
+        """The checked request of a stream, its built wire request (warnings said here, at
+        the caller's line) and the transport: everything decided before anything is sent."""
+        request = self.request(input, config, schema)
+        transport = self._transport_for(timeout, max_retries)
+        build = self.record.build_stream
+        built: Result[WireRequest, LLMError] = (
+            build(request) if build is not None else Failure(UnsupportedError(
+                message=f"{self.record.label} does not stream in llmbackend",
+                provider=self.provider, parameter="stream")))
+        if isinstance(built, Success):
+            for message in built.unwrap().warnings:
+                warn(message)
+        return request, built, transport
+
+    def stream(self, input: object, config: ConfigInput, schema: object, *,
+               timeout: float | None = None, max_retries: int | None = None
+               ) -> TextStream[Any]:
+        request, built, transport = self._stream_plan(input, config, schema, timeout,
+                                                      max_retries)
+        return TextStream(streaming.remote_deltas(self.record, request, built, transport))
+
+    def astream(self, input: object, config: ConfigInput, schema: object, *,
+                timeout: float | None = None, max_retries: int | None = None
+                ) -> AsyncTextStream[Any]:
+        request, built, transport = self._stream_plan(input, config, schema, timeout,
+                                                      max_retries)
+        return AsyncTextStream(streaming.aremote_deltas(self.record, request, built,
+                                                        transport))
+
     def _map(self, prompts: Iterator[CheckedInput], *, size: int, total: int | None,
              config: ConfigInput,
              schema: StructuredOutput[Any] | None, timeout: float | None,
@@ -460,6 +505,31 @@ class RemoteBackend(Backend):
         await self.transport.aclose()
 
 
+_END = object()
+
+
+async def _threaded(source: Source) -> AsyncSource:
+    """``source`` (a local engine's stream, which blocks while the model computes) read on a
+    worker thread, one item at a time, so the event loop goes on meanwhile.
+
+    Strategy: a generator runs in one thread at a time: a read still running when the stream
+    is closed (or its task cancelled) is waited for before the source is closed."""
+    import asyncio
+
+    pending: asyncio.Future[object] | None = None
+    try:
+        while True:
+            pending = asyncio.ensure_future(in_thread(next, source, _END))
+            item = await asyncio.shield(pending)
+            pending = None
+            if item is _END:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        if pending is not None:
+            await asyncio.wait([pending])
+        await in_thread(source.close)
+
 # --- local --------------------------------------------------------------------------------------
 
 
@@ -536,6 +606,25 @@ class LocalBackend(Backend):
                         ) -> Outcome:
         self._network_options(timeout, max_retries)
         return await in_thread(self.generate, input, config, schema)
+
+    def _local_source(self, input: object, config: ConfigInput, schema: object,
+                      timeout: float | None, max_retries: int | None) -> Source:
+        self._network_options(timeout, max_retries)
+        prompt, checked = check_input(input), check_schema(schema)
+        return streaming.with_parsed(self.engine.stream(prompt, config_from(config), checked),
+                                     checked)
+
+    def stream(self, input: object, config: ConfigInput, schema: object, *,
+               timeout: float | None = None, max_retries: int | None = None
+               ) -> TextStream[Any]:
+        """The model's answer, streamed as it generates (vLLM: in one delta at the end)."""
+        return TextStream(self._local_source(input, config, schema, timeout, max_retries))
+
+    def astream(self, input: object, config: ConfigInput, schema: object, *,
+                timeout: float | None = None, max_retries: int | None = None
+                ) -> AsyncTextStream[Any]:
+        return AsyncTextStream(_threaded(self._local_source(input, config, schema, timeout,
+                                                            max_retries)))
 
     def _map(self, prompts: Iterator[CheckedInput], *, size: int, total: int | None,
              config: ConfigInput,

@@ -98,8 +98,7 @@ def ended_early(provider: str, label: str, text: str, final: str) -> LLMError:
     ``interrupted`` (so a ``StreamError`` carrying it and the ``text`` once text had flowed;
     before that, the ``TransportError`` itself, which a whole call would retry)."""
     ended = TransportError(
-        message=f"the {label} stream ended without its {final!r} event, after "
-        f"{len(text)} characters of the answer", provider=provider)
+        message=f"the {label} stream ended without its {final!r} event", provider=provider)
     return interrupted(ended, text)
 
 

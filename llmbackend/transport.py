@@ -11,6 +11,12 @@ of the HTTP libraries (a ``logging.Filter`` on httpx2's and httpcore2's loggers)
 altered: a response reaches the parser byte for byte as it came.
 httpx2 is imported when the first request is sent, not at ``import llmbackend``.
 
+A streamed answer (``open_stream`` / ``aopen_stream``) is retried like any call until its
+status line arrives; a 2xx ``text/event-stream`` answer is then handed over open, as an
+``EventStream`` of ``ServerEvent`` values framed by httpx2's SSE decoder. There ``timeout`` bounds
+the wait for each next byte, not the whole answer (a stream may run for minutes): a stream that
+stalls that long ends in ``RequestTimeoutError``.
+
 An async pool belongs to one event loop: each loop gets its own, closed when the loop shuts
 down (``asyncio.run`` and every runner that finalizes async generators), so a loop of
 ``asyncio.run`` calls keeps no sockets open.
@@ -24,13 +30,14 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from attrs import evolve
 from returns.result import Failure, Result, Success
 
 from llmbackend.errors import (
+    HTTPStatusError,
     LLMError,
     RequestTimeoutError,
     ResponseParseError,
@@ -41,6 +48,7 @@ from llmbackend.logs import log
 from llmbackend.redact import redact, redact_error, redact_result
 from llmbackend.retrying import RetryPolicy, parse_retry_after, retry_delay
 from llmbackend.settings import DEFAULT_TIMEOUT
+from llmbackend.streams import ServerEvent
 from llmbackend.types import Secret, StreamBody, WireRequest, WireResponse
 
 if TYPE_CHECKING:
@@ -56,7 +64,10 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "GUARDED_LOGGERS",
     "MAX_CONNECTIONS",
+    "MAX_EVENT_BYTES",
     "USER_AGENT",
+    "AsyncEventStream",
+    "EventStream",
     "HTTPTransport",
     "encode_body",
     "guard_logs",
@@ -71,6 +82,11 @@ USER_AGENT = "llmbackend/0.1"
 #: Connections one transport opens at most (and keeps alive): an immediate batch's top
 #: concurrency (``batching.MAX_CONCURRENCY``).
 MAX_CONNECTIONS = 256
+
+
+#: The largest server-sent event read: OpenAI's last event carries the whole response (httpx2's
+#: decoder stops at 1 MiB by default).
+MAX_EVENT_BYTES = 64 << 20
 
 
 class _OverdueError(Exception):
@@ -320,6 +336,25 @@ class HTTPTransport:
             await entry.client.aclose()
             await entry.closer.aclose()
 
+    def _prepare(self, request: WireRequest
+                 ) -> tuple[bytes | StreamBody | None, str, dict[str, str]] | UnsupportedError:
+        """What every kind of sending starts with: the body, the URL and the headers (the
+        credentials added here), or why the body cannot be sent."""
+        try:
+            content = encode_body(request)
+        except (TypeError, ValueError) as exc:
+            return UnsupportedError(
+                message=f"the request body cannot be sent as JSON: {exc} (check config.extra)",
+                provider=self.provider, parameter="extra",
+            )
+        headers = {**request.headers,
+                   **{name: secret.reveal() for name, secret in self._auth_headers.items()}}
+        if request.json is not None and request.content is None:
+            headers["Content-Type"] = "application/json"
+        if isinstance(content, StreamBody):
+            headers["Content-Length"] = str(content.length)
+        return content, self.base_url + request.path, headers
+
     async def asend(self, request: WireRequest) -> Result[WireResponse, LLMError]:
         """Effectful, async: ``send`` on the running event loop, with the same retry policy
         (``asyncio.sleep`` between attempts, so other tasks go on meanwhile)."""
@@ -327,20 +362,12 @@ class HTTPTransport:
 
         import httpx2
 
-        try:
-            content = encode_body(request)
-        except (TypeError, ValueError) as exc:
-            return Failure(UnsupportedError(
-                message=f"the request body cannot be sent as JSON: {exc} (check config.extra)",
-                provider=self.provider, parameter="extra",
-            ))
+        prepared = self._prepare(request)
+        if isinstance(prepared, UnsupportedError):
+            return Failure(prepared)
+        content, url, headers = prepared
         if isinstance(content, StreamBody):  # async streaming uploads are not needed yet
             content = b"".join(content.chunks())
-        url = self.base_url + request.path
-        headers = {**request.headers,
-                   **{name: secret.reveal() for name, secret in self._auth_headers.items()}}
-        if request.json is not None and request.content is None:
-            headers["Content-Type"] = "application/json"
         http = await self._async_http()
         attempt = 0
         while True:
@@ -384,21 +411,10 @@ class HTTPTransport:
     def _exchange(
         self, request: WireRequest, sink: IO[bytes] | None
     ) -> Result[WireResponse, LLMError]:
-        try:
-            content = encode_body(request)
-        except (TypeError, ValueError) as exc:
-            return Failure(UnsupportedError(
-                message=f"the request body cannot be sent as JSON: {exc} (check config.extra)",
-                provider=self.provider, parameter="extra",
-            ))
-
-        url = self.base_url + request.path
-        headers = {**request.headers,
-                   **{name: secret.reveal() for name, secret in self._auth_headers.items()}}
-        if request.json is not None and request.content is None:
-            headers["Content-Type"] = "application/json"
-        if isinstance(content, StreamBody):
-            headers["Content-Length"] = str(content.length)
+        prepared = self._prepare(request)
+        if isinstance(prepared, UnsupportedError):
+            return Failure(prepared)
+        content, url, headers = prepared
         start = sink.tell() if sink is not None else 0
         http = self._http()
         attempt = 0
@@ -419,6 +435,158 @@ class HTTPTransport:
                 return Success(outcome) if isinstance(outcome, WireResponse) else Failure(
                     outcome)
             time.sleep(delay)
+
+    # --- streamed answers -------------------------------------------------------------------
+
+    def open_stream(self, request: WireRequest, *, attempts: int = 0
+                    ) -> Result[EventStream | WireResponse, LLMError]:
+        """Effectful: send ``request`` for a streamed answer, retrying per the policy until a
+        status line arrives (``attempts``: the attempts already made at this answer, by an
+        earlier stream that broke before any text). A 2xx ``text/event-stream`` answer comes
+        back open, as an ``EventStream`` (close it); any other answer is read whole into a
+        ``WireResponse``, for the parser (an error status, or a server that did not stream)."""
+        prepared = self._prepare(request)
+        if isinstance(prepared, UnsupportedError):
+            return Failure(prepared)
+        content, url, headers = prepared
+        http = self._http()
+        attempt = attempts
+        while True:
+            attempt += 1
+            pause = self._paused_for()
+            if pause > 0:
+                time.sleep(pause)
+            body: bytes | Iterator[bytes] | None = (
+                content.chunks() if isinstance(content, StreamBody) else content)
+            outcome = self._open_attempt(http, request, url, body, headers, attempt)
+            if isinstance(outcome, EventStream):
+                return Success(outcome)
+            if isinstance(outcome, ResponseParseError):
+                return Failure(outcome)
+            delay = self._retry_after(request, url, outcome, attempt, "(stream)")
+            if delay is None:
+                return Success(outcome) if isinstance(outcome, WireResponse) else Failure(
+                    outcome)
+            time.sleep(delay)
+
+    def _open_attempt(  # noqa: PLR0917 -- one private call site
+        self, http: httpx2.Client, request: WireRequest, url: str,
+        body: bytes | Iterator[bytes] | None, headers: dict[str, str], attempt: int,
+    ) -> EventStream | WireResponse | TransportError | ResponseParseError:
+        import httpx2
+
+        try:
+            reply = http.send(http.build_request(request.method, url, content=body,
+                                                 headers=headers, timeout=self._timeout()),
+                              stream=True)
+        except httpx2.TransportError as exc:
+            return self._no_answer(request, url, attempt, exc)
+        if _is_event_stream(reply):
+            return EventStream(self, request, url, reply, attempt)
+        deadline = time.monotonic() + self.timeout
+        try:
+            buffer = bytearray()
+            for chunk in reply.iter_bytes():
+                buffer += chunk
+                _check(deadline)
+            return self._response(reply, bytes(buffer), attempt)
+        except _OverdueError:
+            return self._overdue(request, url, attempt)
+        except httpx2.DecodingError as exc:
+            return self._undecodable(request, url, exc)
+        except httpx2.TransportError as exc:
+            return self._no_answer(request, url, attempt, exc)
+        finally:
+            reply.close()
+
+    async def aopen_stream(self, request: WireRequest, *, attempts: int = 0
+                           ) -> Result[AsyncEventStream | WireResponse, LLMError]:
+        """Effectful, async: ``open_stream`` on the running event loop (an
+        ``AsyncEventStream``: ``aclose`` it)."""
+        import asyncio
+
+        import httpx2
+
+        prepared = self._prepare(request)
+        if isinstance(prepared, UnsupportedError):
+            return Failure(prepared)
+        content, url, headers = prepared
+        if isinstance(content, StreamBody):
+            content = b"".join(content.chunks())
+        http = await self._async_http()
+        attempt = attempts
+        while True:
+            attempt += 1
+            pause = self._paused_for()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            outcome: WireResponse | TransportError
+            try:
+                reply = await http.send(http.build_request(
+                    request.method, url, content=content, headers=headers,
+                    timeout=self._timeout()), stream=True)
+            except httpx2.TransportError as exc:
+                outcome = self._no_answer(request, url, attempt, exc)
+            else:
+                if _is_event_stream(reply):
+                    return Success(AsyncEventStream(self, request, url, reply, attempt))
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        outcome = self._response(reply, await reply.aread(), attempt)
+                except TimeoutError:
+                    outcome = self._overdue(request, url, attempt)
+                except httpx2.DecodingError as exc:
+                    return Failure(self._undecodable(request, url, exc))
+                except httpx2.TransportError as exc:
+                    outcome = self._no_answer(request, url, attempt, exc)
+                finally:
+                    await reply.aclose()
+            delay = self._retry_after(request, url, outcome, attempt, "(stream, async)")
+            if delay is None:
+                return Success(outcome) if isinstance(outcome, WireResponse) else Failure(
+                    outcome)
+            await asyncio.sleep(delay)
+
+    def stream_retry_delay(self, request: WireRequest, failure: LLMError, attempt: int
+                           ) -> float | None:
+        """Seconds to wait before opening the stream again, after ``failure`` ended it before
+        any answer text (``attempt``: the attempts made so far), or ``None`` to stop: the same
+        decision as for a failed whole call (``retrying``). A provider error with an HTTP status
+        (Gemini's in-stream errors carry one) is retried as that status would be; a broken or
+        stalled connection as a connection error (an idempotent request only); anything else
+        (a refusal, an error event without a status) is not."""
+        if not failure.retryable:
+            return None
+        status = failure.status if isinstance(failure, HTTPStatusError) else None
+        if status is None and not request.idempotent:
+            return None
+        delay = retry_delay(self.retry, attempt, status=status, headers={}, now=time.time(),
+                            random_unit=random.random())
+        if status == 429:
+            self._note_rate_limit(WireResponse(status=429), delay)
+        if delay is not None:
+            log().info("%s %s: the stream broke before any text (%s): opening it again in "
+                       "%.2f s (attempt %d of %d)", request.method, self.base_url + request.path,
+                       type(failure).__name__, delay, attempt, self.retry.max_retries + 1)
+        return delay
+
+    def _broken(self, request: WireRequest, url: str, attempt: int, exc: Exception
+                ) -> LLMError:
+        """The typed failure of a stream whose connection broke after its status line: a
+        stall (no byte for ``timeout`` seconds), a reset, an undecodable or oversized event."""
+        import httpx2
+
+        if isinstance(exc, httpx2.TimeoutException):
+            return RequestTimeoutError(
+                message=self._scrub(f"{request.method} {url}: the stream stalled: no bytes "
+                                    f"arrived for {self.timeout:g} s (the timeout)"),
+                provider=self.provider, attempts=attempt)
+        if isinstance(exc, httpx2.DecodingError):
+            return self._undecodable(request, url, exc)
+        return TransportError(
+            message=self._scrub(f"{request.method} {url}: the stream broke: "
+                                f"{type(exc).__name__}: {exc}"),
+            provider=self.provider, attempts=attempt)
 
     def _response(self, reply: httpx2.Response, body: bytes, attempt: int) -> WireResponse:
         return WireResponse(
@@ -533,3 +701,75 @@ class HTTPTransport:
 
     def _scrub(self, text: str) -> str:
         return redact(text, self._pool.secrets)
+
+
+def _is_event_stream(reply: httpx2.Response) -> bool:
+    media = reply.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return 200 <= reply.status_code < 300 and media == "text/event-stream"
+
+
+class EventStream:
+    """Effectful: one streamed answer, open: iterate it for its ``ServerEvent`` values, in
+    order, as they arrive; ``close`` it (or use it as a context manager) to drop the connection,
+    at once, even mid-stream.
+
+    The iteration never raises an HTTP library's exception: when the connection breaks (a
+    reset, a stall of ``timeout`` seconds, an event over ``MAX_EVENT_BYTES``) it stops, and
+    ``failure`` says why (``None`` after a clean end). ``attempts``: the attempts made to get
+    it, retries included."""
+
+    def __init__(self, transport: HTTPTransport, request: WireRequest, url: str,
+                 reply: httpx2.Response, attempts: int) -> None:
+        self._transport = transport
+        self._request = request
+        self._url = url
+        self._reply = reply
+        self.attempts = attempts
+        self.status = reply.status_code
+        self.failure: LLMError | None = None
+
+    def __iter__(self) -> Iterator[ServerEvent]:
+        import httpx2
+
+        try:
+            for sse in httpx2.EventSource(self._reply, max_event_size=MAX_EVENT_BYTES):
+                yield ServerEvent(event=sse.event, data=sse.data)
+        except httpx2.TransportError as exc:  # SSEError, timeouts and decoding included
+            self.failure = self._transport._broken(self._request, self._url, self.attempts,
+                                                   exc)
+
+    def close(self) -> None:
+        self._reply.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncEventStream:
+    """Effectful, async: ``EventStream`` on an event loop (``async for``; ``aclose``)."""
+
+    def __init__(self, transport: HTTPTransport, request: WireRequest, url: str,
+                 reply: httpx2.Response, attempts: int) -> None:
+        self._transport = transport
+        self._request = request
+        self._url = url
+        self._reply = reply
+        self.attempts = attempts
+        self.status = reply.status_code
+        self.failure: LLMError | None = None
+
+    async def __aiter__(self) -> AsyncIterator[ServerEvent]:
+        import httpx2
+
+        try:
+            async for sse in httpx2.EventSource(self._reply, max_event_size=MAX_EVENT_BYTES):
+                yield ServerEvent(event=sse.event, data=sse.data)
+        except httpx2.TransportError as exc:
+            self.failure = self._transport._broken(self._request, self._url, self.attempts,
+                                                   exc)
+
+    async def aclose(self) -> None:
+        await self._reply.aclose()

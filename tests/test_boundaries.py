@@ -141,7 +141,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("retrying", "errors", "types", "schemas", "messages", "streams", "checks",
               "convert", "batching",
               "pipeline", "settings", "redact", "providers", "providers.*", "jobs.saved")),
-    ("effects", ("logs", "progress", "transport", "engines", "fanout")),
+    ("effects", ("logs", "progress", "transport", "engines", "fanout", "streaming")),
     ("jobs", ("jobs", "jobs.*")),
     ("backends", ("backends",)),
     ("api", ("api",)),
