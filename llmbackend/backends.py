@@ -55,8 +55,8 @@ from llmbackend.progress import progress_callback
 from llmbackend.providers import Provider, get_provider, registration
 from llmbackend.providers.local import LOCAL_PROVIDERS, LocalProvider, check_options
 from llmbackend.retrying import RetryPolicy
-from llmbackend.streaming import AsyncSource, AsyncTextStream, Source, TextStream
 from llmbackend.settings import DEFAULT_TIMEOUT, ClientSettings, header_secrets, resolve_settings
+from llmbackend.streaming import AsyncSource, AsyncTextStream, Source, TextStream
 from llmbackend.transport import HTTPTransport
 from llmbackend.types import (
     ConfigInput,

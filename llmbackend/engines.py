@@ -1,6 +1,8 @@
 """Effectful: the in-process local runtimes (transformers, vLLM, MLX). Loads a model once per
 engine, renders chat input, runs a whole batch in one call, and turns the runtime's output into
-``Generation`` values.
+``Generation`` values. ``Engine.stream`` runs one prompt and yields its answer text as the runtime
+makes tokens (transformers and MLX token by token; vLLM's in-process ``LLM`` in one delta at the
+end), then the same ``Result`` the whole call gives.
 
 Strategy: the runtimes are imported on first use, never at ``import llmbackend``; a missing one is
 a ``MissingDependencyError`` naming the pip extra. Everything that can be decided without the
@@ -13,8 +15,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import queue
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 
 from returns.result import Result, Success
@@ -61,6 +64,7 @@ class Engine:
         self.options = dict(options)
         self._lock = threading.Lock()
         self._loaded = False
+        self._streaming_in: int | None = None  # the thread reading an open stream
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r})"
@@ -72,16 +76,59 @@ class Engine:
         inputs = local.prompt_inputs(
             prompts, config, apply_chat_template=bool(self.options.get("apply_chat_template")),
             provider=self.provider.name)
+        self._check_not_streaming_here()
         with self._lock:
-            if not self._loaded:
-                try:
-                    self._load()
-                except (OSError, ValueError, RuntimeError) as exc:  # missing or broken model
-                    raise ConfigurationError(
-                        message=f"{self.provider.label} could not load the model "
-                        f"{self.model!r}: {type(exc).__name__}: {exc}", key="model") from exc
-                self._loaded = True
+            self._ensure_loaded()
             return self._generate(inputs, config, schema)
+
+    def stream(self, prompt: str | Conversation, config: GenerationConfig,
+               schema: StructuredOutput[Any] | None
+               ) -> Generator[str | Result[Generation[str], LLMError], None, None]:
+        """One prompt's answer as it is made: non-empty text deltas, in order, then exactly one
+        final ``Result``, the one ``generate([prompt], config, schema)[0]`` gives (the deltas
+        joined are its text). A bad input raises here; the errors the runtime raises in a whole
+        call are raised by the first ``next()``.
+        Closing the generator early stops the runtime's generation and frees the engine.
+
+        Strategy: the engine lock is held from the first ``next()`` until the generator ends or
+        is closed, as for ``generate``: the model runs one generation at a time. Another thread
+        waits for the stream to end; the thread reading the stream would wait for itself, so a
+        call it makes to the same engine before closing the stream is a ``ConfigurationError``
+        instead of a deadlock."""
+        (item,) = local.prompt_inputs(  # a bad input raises here, before the stream starts
+            [prompt], config, apply_chat_template=bool(self.options.get("apply_chat_template")),
+            provider=self.provider.name)
+        return self._locked_stream(item, config, schema)
+
+    def _locked_stream(self, item: local.PromptInput, config: GenerationConfig,
+                       schema: StructuredOutput[Any] | None
+                       ) -> Generator[str | Result[Generation[str], LLMError], None, None]:
+        self._check_not_streaming_here()
+        with self._lock:
+            self._streaming_in = threading.get_ident()
+            try:
+                self._ensure_loaded()
+                yield from self._stream(item, config, schema)
+            finally:
+                self._streaming_in = None
+
+    def _check_not_streaming_here(self) -> None:
+        if self._streaming_in == threading.get_ident():
+            raise ConfigurationError(
+                message=f"a stream of this {self.provider.label} model is still open in this "
+                "thread: read it to its end or close it before the next call (the model runs "
+                "one generation at a time)", key="model")
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        try:
+            self._load()
+        except (OSError, ValueError, RuntimeError) as exc:  # missing or broken model
+            raise ConfigurationError(
+                message=f"{self.provider.label} could not load the model "
+                f"{self.model!r}: {type(exc).__name__}: {exc}", key="model") from exc
+        self._loaded = True
 
     def close(self) -> None:
         """Let go of the model (the runtime frees it when nothing else holds it)."""
@@ -99,6 +146,14 @@ class Engine:
                   schema: StructuredOutput[Any] | None
                   ) -> list[Result[Generation[str], LLMError]]:
         raise NotImplementedError
+
+    def _stream(self, item: local.PromptInput, config: GenerationConfig,
+                schema: StructuredOutput[Any] | None
+                ) -> Generator[str | Result[Generation[str], LLMError], None, None]:
+        """The runtime's stream of one input (the lock held, the model loaded). This default,
+        for a runtime that cannot stream: the whole call, its text as one delta at the end."""
+        (result,) = self._generate([item], config, schema)
+        yield from _Deltas(None).finish(result)
 
     def _render(self, inputs: Sequence[local.PromptInput]) -> list[str]:
         """Each input as the text the model reads: raw, or rendered with the chat template (a
@@ -168,6 +223,77 @@ def _cut_at_stop(text: str, stops: Sequence[str] | None) -> tuple[str, bool]:
     return (text[:min(found)], True) if found else (text, False)
 
 
+#: What a tokenizer's clean-up (``clean_up_tokenization_spaces``) joins to the word before it,
+#: dropping the space: ``" ."`` and the like are covered by holding back trailing whitespace,
+#: these by holding back a space followed by one of their proper prefixes (``" n"``, ``" '"``).
+_CLEANED_UP = ("n't", "'m", "'s", "'ve", "'re")
+
+
+def _settled(text: str, stops: Sequence[str] | None) -> str:
+    """Pure: the start of ``text`` (the kept tokens decoded so far) that more tokens cannot
+    change: cut at a stop string (as the final text is), less any end that could still be
+    the start of a stop string, less trailing whitespace (the clean-up may drop a space before
+    punctuation) and trailing U+FFFD (an incomplete UTF-8 sequence)."""
+    end = len(text)
+    for stop in stops or ():
+        found = text.find(stop)
+        if found >= 0:
+            end = min(end, found)
+        # Strategy: an occurrence that would start before ``end`` and finish in tokens not
+        # made yet; the longest such prefix of the stop at the end of the text starts first.
+        for size in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:size]):
+                end = min(end, len(text) - size)
+                break
+    settled = text[:end]
+    while True:
+        trimmed = settled.rstrip().rstrip("\ufffd")
+        space = trimmed.rfind(" ")
+        if space >= 0 and any(
+                word.startswith(trimmed[space + 1:]) and len(trimmed) - space - 1 < len(word)
+                for word in _CLEANED_UP):
+            trimmed = trimmed[:space]
+        if trimmed == settled:
+            return settled
+        settled = trimmed
+
+
+class _Deltas:
+    """The text of one stream handed out so far (``emitted``), and the next delta of each
+    decoded text (``step``) and of the final result (``finish``)."""
+
+    def __init__(self, stops: Sequence[str] | None) -> None:
+        self.emitted = ""
+        self._stops = stops
+        self._broken = False
+
+    def step(self, text: str) -> str:
+        """What is new in the settled part of ``text`` (the kept tokens decoded so far)."""
+        return self._take(_settled(text, self._stops))
+
+    def finish(self, result: Result[Generation[str], LLMError]
+               ) -> Generator[str | Result[Generation[str], LLMError], None, None]:
+        """The rest of the final text (when there is one), then ``result``."""
+        final = result.map(lambda generation: generation.text).value_or(None)
+        rest = self._take(final) if final is not None else ""
+        if rest:
+            yield rest
+        yield result
+
+    def _take(self, settled: str) -> str:
+        if self._broken or self.emitted.startswith(settled):
+            return ""
+        if not settled.startswith(self.emitted):
+            # Should not happen: the decoded text changed what was already handed out (a
+            # tokenizer clean-up ``_settled`` does not know). Nothing more is emitted, and the
+            # deltas then fall short of the final text.
+            self._broken = True
+            return ""
+        delta = settled[len(self.emitted):]
+        self.emitted = settled
+        return delta
+
+
 # --- transformers ---------------------------------------------------------------------------------
 
 
@@ -201,36 +327,97 @@ class TransformersEngine(Engine):
     def _generate(self, inputs: Sequence[local.PromptInput], config: GenerationConfig,
                   schema: StructuredOutput[Any] | None
                   ) -> list[Result[Generation[str], LLMError]]:
-        import torch
-        import transformers
-
-        kwargs = local.transformers_generate_kwargs(config)
-        stops = kwargs.get("stop_strings")
-        if stops:
-            kwargs["tokenizer"] = self._tokenizer
+        kwargs = self._generate_kwargs(config)
         texts = self._render(inputs)
         templated = [item.messages is not None for item in inputs]
         size = self._batch_size or len(texts)
         results: list[Result[Generation[str], LLMError]] = []
         for start in range(0, len(texts), size):
-            chunk = texts[start:start + size]
-            # A chat template writes its own special tokens; raw text gets the tokenizer's.
-            encoded = self._tokenizer(chunk, return_tensors="pt", padding=True,
-                                      add_special_tokens=not any(templated[start:start + size]))
-            if config.seed is not None:
-                transformers.set_seed(config.seed)
-            if schema is not None:
-                # A fresh processor per run: it keeps one grammar matcher per sequence.
-                kwargs["logits_processor"] = [self._json_processor(schema)]
-            with torch.no_grad():
-                output = self._model.generate(
-                    **encoded, **kwargs, pad_token_id=self._tokenizer.pad_token_id)
-            width = encoded["input_ids"].shape[1]
-            prompt_counts = encoded["attention_mask"].sum(dim=1).tolist()
-            for prompt, row, prompt_tokens in zip(chunk, output, prompt_counts, strict=True):
-                results.append(self._decode(prompt, row[width:].tolist(), int(prompt_tokens),
-                                            stops, kwargs["max_new_tokens"]))
+            results.extend(self._run(texts[start:start + size],
+                                     any(templated[start:start + size]), config, schema, kwargs))
         return results
+
+    def _generate_kwargs(self, config: GenerationConfig) -> dict[str, Any]:
+        kwargs = local.transformers_generate_kwargs(config)
+        if kwargs.get("stop_strings"):
+            kwargs["tokenizer"] = self._tokenizer
+        return kwargs
+
+    def _run(self, chunk: list[str], templated: bool, config: GenerationConfig,
+             schema: StructuredOutput[Any] | None, kwargs: Mapping[str, Any]
+             ) -> list[Result[Generation[str], LLMError]]:
+        """One ``model.generate`` call for ``chunk`` (``kwargs`` may hold a ``streamer`` and
+        ``stopping_criteria`` too), each row's answer decoded."""
+        import torch
+        import transformers
+
+        # A chat template writes its own special tokens; raw text gets the tokenizer's.
+        encoded = self._tokenizer(chunk, return_tensors="pt", padding=True,
+                                  add_special_tokens=not templated)
+        if config.seed is not None:
+            transformers.set_seed(config.seed)
+        call = dict(kwargs)
+        if schema is not None:
+            # A fresh processor per run: it keeps one grammar matcher per sequence.
+            call["logits_processor"] = [self._json_processor(schema)]
+        with torch.no_grad():  # thread-local: entered in the thread that generates
+            output = self._model.generate(**encoded, **call,
+                                          pad_token_id=self._tokenizer.pad_token_id)
+        width = encoded["input_ids"].shape[1]
+        prompt_counts = encoded["attention_mask"].sum(dim=1).tolist()
+        return [self._decode(prompt, row[width:].tolist(), int(prompt_tokens),
+                             kwargs.get("stop_strings"), kwargs["max_new_tokens"])
+                for prompt, row, prompt_tokens in zip(chunk, output, prompt_counts, strict=True)]
+
+    def _stream(self, item: local.PromptInput, config: GenerationConfig,
+                schema: StructuredOutput[Any] | None
+                ) -> Generator[str | Result[Generation[str], LLMError], None, None]:
+        """``_run`` on the one input in a worker thread, with a streamer that hands each new
+        token to this generator through a queue, and a stopping criterion that ends the
+        generation once this generator is closed.
+
+        Strategy: ``model.generate`` only streams through a callback, so it runs in a thread
+        and this generator waits on the queue; the worker's outcome (its results, or the
+        exception it raised, re-raised here) comes through the same queue after every token.
+        The thread is always joined before this generator ends, so the model is not in use
+        once the engine lock is released."""
+        from transformers.generation.stopping_criteria import StoppingCriteriaList
+
+        kwargs = self._generate_kwargs(config)
+        (text,) = self._render([item])
+        tokens: queue.Queue[_Streamed] = queue.Queue()
+        cancel = threading.Event()
+        kwargs["streamer"] = _queue_streamer(tokens)
+        kwargs["stopping_criteria"] = StoppingCriteriaList(
+            [*(kwargs.get("stopping_criteria") or ()), _cancel_criterion(cancel)])
+
+        def work() -> None:
+            outcome: _Streamed
+            try:
+                outcome = tuple(self._run([text], item.messages is not None, config, schema,
+                                          kwargs))
+            except BaseException as exc:  # handed to the reading thread, re-raised there
+                outcome = exc
+            tokens.put(outcome)
+
+        worker = threading.Thread(target=work, name="llmbackend-transformers-stream",
+                                  daemon=True)
+        deltas = _Deltas(kwargs.get("stop_strings"))
+        new_ids: list[int] = []
+        try:
+            worker.start()
+            while isinstance(streamed := tokens.get(), list):
+                new_ids.extend(streamed)
+                delta = deltas.step(self._tokenizer.decode(
+                    _split_eos(new_ids, self._eos())[1], skip_special_tokens=True))
+                if delta:
+                    yield delta
+        finally:
+            cancel.set()
+            worker.join()
+        if isinstance(streamed, BaseException):
+            raise streamed
+        yield from deltas.finish(streamed[0])
 
     def _json_processor(self, schema: StructuredOutput[Any]) -> Any:
         """An xgrammar logits processor that lets the model write only JSON valid for
@@ -246,18 +433,67 @@ class TransformersEngine(Engine):
         return LogitsProcessor(self._json_grammar(
             xgrammar, schema, self._tokenizer, self._model.config.vocab_size))
 
+    def _eos(self) -> set[int]:
+        return (_ids(self._model.generation_config.eos_token_id)
+                | _ids(self._tokenizer.eos_token_id))
+
     def _decode(self, prompt: str, new_ids: list[int], prompt_tokens: int,
                 stops: Sequence[str] | None, budget: int) -> Result[Generation[str], LLMError]:
-        tokenizer = self._tokenizer
-        eos = _ids(self._model.generation_config.eos_token_id) | _ids(tokenizer.eos_token_id)
-        cut = next((i for i, token in enumerate(new_ids) if token in eos), None)
-        generated = new_ids if cut is None else new_ids[:cut + 1]
-        kept = generated if cut is None else generated[:-1]
-        text, stopped = _cut_at_stop(tokenizer.decode(kept, skip_special_tokens=True), stops)
-        finish: FinishReason = ("stop" if cut is not None or stopped
+        generated, kept, ended = _split_eos(new_ids, self._eos())
+        text, stopped = _cut_at_stop(self._tokenizer.decode(kept, skip_special_tokens=True),
+                                     stops)
+        finish: FinishReason = ("stop" if ended or stopped
                                 else "length" if len(generated) >= budget else "stop")
         return self._result(text, finish, prompt_tokens, len(generated),
                             {"prompt": prompt, "token_ids": kept})
+
+
+def _split_eos(new_ids: list[int], eos: set[int]) -> tuple[list[int], list[int], bool]:
+    """The tokens generated up to the first eos (included), those kept (the eos left out), and
+    whether an eos was found (the tokens after it are padding)."""
+    cut = next((i for i, token in enumerate(new_ids) if token in eos), None)
+    if cut is None:
+        return new_ids, new_ids, False
+    return new_ids[:cut + 1], new_ids[:cut], True
+
+
+#: What the transformers worker thread hands the stream: a step's new token ids (a list), then
+#: its results (a tuple) or the exception it raised.
+_Streamed = list[int] | tuple[Result[Generation[str], LLMError], ...] | BaseException
+
+
+def _queue_streamer(tokens: queue.Queue[_Streamed]) -> Any:
+    """A transformers streamer putting each step's new token ids on ``tokens`` (the first
+    ``put`` is the prompt: skipped)."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class QueueStreamer(BaseStreamer):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.prompt_seen = False
+
+        def put(self, value: Any) -> None:
+            if not self.prompt_seen:
+                self.prompt_seen = True
+                return
+            tokens.put([int(token) for token in value.reshape(-1).tolist()])
+
+        def end(self) -> None:
+            pass  # the worker puts its outcome once ``generate`` returns
+
+    return QueueStreamer()
+
+
+def _cancel_criterion(cancel: threading.Event) -> Any:
+    """A transformers stopping criterion that ends every sequence once ``cancel`` is set."""
+    import torch
+    from transformers.generation.stopping_criteria import StoppingCriteria
+
+    class Cancelled(StoppingCriteria):  # type: ignore[misc]
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool,
+                              device=input_ids.device)
+
+    return Cancelled()
 
 
 def _ids(value: object) -> set[int]:
@@ -293,6 +529,43 @@ class MLXEngine(Engine):
     def _generate(self, inputs: Sequence[local.PromptInput], config: GenerationConfig,
                   schema: StructuredOutput[Any] | None
                   ) -> list[Result[Generation[str], LLMError]]:
+        steps = self._run(inputs, config, schema)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def _stream(self, item: local.PromptInput, config: GenerationConfig,
+                schema: StructuredOutput[Any] | None
+                ) -> Generator[str | Result[Generation[str], LLMError], None, None]:
+        """``_run`` on the one input, a delta after each step that settles more text."""
+        deltas = _Deltas(local.stop_strings(config, "mlx"))
+        steps = self._run([item], config, schema)
+        new_ids: list[int] = []
+        try:
+            while True:
+                try:
+                    _, token = next(steps)
+                except StopIteration as done:
+                    (result,) = done.value
+                    break
+                new_ids.append(token)
+                delta = deltas.step(self._tokenizer.decode(new_ids))
+                if delta:
+                    yield delta
+        finally:
+            steps.close()  # a stream closed early: the batch generator is closed
+        yield from deltas.finish(result)
+
+    def _run(self, inputs: Sequence[local.PromptInput], config: GenerationConfig,
+             schema: StructuredOutput[Any] | None
+             ) -> Generator[tuple[int, int], None, list[Result[Generation[str], LLMError]]]:
+        """The batch generator's run of ``inputs``: yields each kept token (the index of its
+        input, the token) as it is made, one step at a time, and returns every answer.
+
+        Strategy: a generator, so that ``_generate`` runs it through and ``_stream`` hands out
+        text between steps, with the same mapping either way."""
         import inspect
 
         import mlx.core as mx
@@ -335,14 +608,16 @@ class MLXEngine(Engine):
                       else None)
         uids = generator.insert(encoded, [budget] * len(encoded), logits_processors=per_prompt)
         tokens: dict[int, list[int]] = {uid: [] for uid in uids}
+        index = {uid: position for position, uid in enumerate(uids)}
         try:
             while responses := generator.next_generated():
                 for response in responses:
                     if response.finish_reason != "stop":  # the eos itself is not kept
                         tokens[response.uid].append(int(response.token))
+                        yield index[response.uid], int(response.token)
         finally:
             generator.close()
-        results = []
+        results: list[Result[Generation[str], LLMError]] = []
         for prompt, ids, uid in zip(prompts, encoded, uids, strict=True):
             generated = tokens[uid]
             # batch_generate leaves out the eos that ended a sequence: one more token was made.
@@ -352,7 +627,6 @@ class MLXEngine(Engine):
             results.append(self._result(text, finish, len(ids), len(generated) + int(ended),
                                         {"prompt": prompt, "token_ids": generated}))
         return results
-
 
     def _json_processor(self, schema: StructuredOutput[Any]) -> Any:
         """A logits processor (one per sequence) that lets the model write only JSON valid for
@@ -399,7 +673,8 @@ class _MLXGrammarProcessor:
 class VLLMEngine(Engine):
     """vLLM: one ``vllm.LLM`` (``llm_kwargs`` go there) and each batch in one ``llm.generate``
     call. ``config.extra`` goes to ``SamplingParams`` (penalties, ``top_k``, ``min_p``...), and
-    a schema to ``StructuredOutputsParams(json=...)``."""
+    a schema to ``StructuredOutputsParams(json=...)``. A stream is the whole call, its text in
+    one delta at the end: the in-process ``LLM`` cannot stream."""
 
     provider = local.LOCAL_PROVIDERS["vllm"]
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from returns.result import Failure, Result, Success
 
 from llmbackend.errors import (
+    HTTPStatusError,
     LLMError,
     NoTextError,
     ProviderError,
@@ -399,7 +400,10 @@ def test_an_error_event_mid_stream_is_a_stream_error_carrying_the_provider_error
     assert isinstance(error, StreamError) and error.text == "- Captain"
     assert not error.retryable
     cause = error.error
-    assert type(cause) is ProviderError and cause.provider == "anthropic"
+    # overloaded_error stands for HTTP 529 in Anthropic's errors reference: retryable, as the
+    # same failure answered as a status would be (only ever retried before any text)
+    assert type(cause) is HTTPStatusError and cause.provider == "anthropic"
+    assert cause.status == 529 and cause.retryable
     assert (cause.error_type, cause.error_code) == ("overloaded_error", None)
     assert "Overloaded" in cause.message and "stream" in cause.message
     assert "overloaded_error" in (cause.body or "")
@@ -412,7 +416,8 @@ def test_an_error_event_before_any_text_is_the_error_itself() -> None:
     fed, finished, text = read_body(sse(items[0], ("error", rate), *items[1:]))
     error = fed[-1].failure()
     assert finished == Failure(error) and text == ""
-    assert type(error) is ProviderError and error.error_type == "rate_limit_error"
+    assert type(error) is HTTPStatusError and error.error_type == "rate_limit_error"
+    assert error.status == 429 and error.retryable
     assert error.message == "Anthropic reported an error in the stream (rate_limit_error): " \
         "Slow down"
 
@@ -423,7 +428,11 @@ def test_an_error_event_without_json_or_fields_is_still_a_provider_error() -> No
         assert type(error) is ProviderError, data
     # a data type "error" under another event name is the error too
     error = read_body(sse(("message", OVERLOADED)))[0][0].failure()
-    assert type(error) is ProviderError and error.error_type == "overloaded_error"
+    assert type(error) is HTTPStatusError and error.error_type == "overloaded_error"
+    # a type the reference gives no retryable status stays a plain, final ProviderError
+    invalid = {"type": "error", "error": {"type": "invalid_request_error", "message": "no"}}
+    error = read_body(sse(("error", invalid)))[0][0].failure()
+    assert type(error) is ProviderError and not error.retryable
 
 
 def test_malformed_json_is_a_failure_before_and_after_text() -> None:

@@ -718,6 +718,36 @@ def _messages(docs: Docs) -> Hooks:
     assert isinstance(page["as_input"], str) and page["as_input"] == page["as_extra"]
 
 
+@setup("streaming.md", blocks=8)
+def _streaming(docs: Docs) -> Hooks:
+    page = yield {
+        # the lighthouse story breaks after its first delta: no final event
+        'client.stream("Tell me a story about a lighthouse.")':
+            lambda: docs.anthropic.stream_fault(cut=True),
+    }
+    out = docs.out()
+    haiku = echo("Write a haiku about oceans.")
+    assert out.startswith(haiku + "\n")  # printed as it came, the deltas joined
+    assert page["generation"].text == haiku and page["generation"].finish_reason == "stop"
+    (sent, *_) = docs.sent()
+    assert sent["stream"] is True and sent["input"] == "Write a haiku about oceans."
+    # the client's stream of a message list: the system prompt lifted, the answer joined
+    (claude, *_) = [request.json() for request in docs.anthropic.requests
+                    if request.path == "/v1/messages"]
+    assert claude["stream"] is True and claude["system"] == "Answer in one sentence."
+    assert page["answer"] == "Echo: Why is the sea salty?"
+    assert page["river"] == "Echo: Name a river."
+    # structured output: raw JSON deltas, a validated City at the end
+    assert page["city"] == page["City"].model_validate_json(page["raw"])
+    assert any(":streamGenerateContent" in request.path for request in
+               docs.gemini.requests)
+    # the broken story: the text received, then the note, and StreamError's cause
+    assert "[cut off after " in out and "ended without its 'message_stop' event" in out
+    assert page["essay"] == "Echo: Write a long essay on tides."
+    assert page["stream"].text.startswith("Echo: Count") and page["stream"].finished
+    assert page["greeting"] == echo("Say hello")
+
+
 # The pages below are written by others; their setups only check what their examples computed.
 
 

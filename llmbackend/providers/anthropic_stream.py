@@ -30,7 +30,13 @@ from typing import Any
 
 from returns.result import Failure, Result, Success
 
-from llmbackend.errors import LLMError, ProviderError, ResponseParseError, excerpt
+from llmbackend.errors import (
+    HTTPStatusError,
+    LLMError,
+    ProviderError,
+    ResponseParseError,
+    excerpt,
+)
 from llmbackend.providers import json_object
 from llmbackend.providers.anthropic import (
     LABEL,
@@ -271,17 +277,30 @@ _CONTENT_EVENTS = frozenset({"content_block_start", "content_block_delta", "cont
                              "message_delta", "message_stop"})
 
 
+#: The HTTP status each error type stands for, in Anthropic's errors reference, for the types
+#: worth retrying. An ``error`` event arrives after the stream answered 200; one of these types
+#: is what the same failure answers as a status before a stream starts (an ``overloaded_error``
+#: is a 529), so it is retried as that status would be when no text had flowed.
+RETRYABLE_ERROR_STATUSES: Mapping[str, int] = {
+    "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529,
+}
+
+
 def stream_error(data: Mapping[str, Any], raw: str) -> ProviderError:
-    """Pure: the ``ProviderError`` of an ``error`` event, named as ``parse_error`` names an
-    error body (Anthropic's error ``type`` and ``message``), said to come from the stream. It
-    carries no HTTP status: the stream had answered 200."""
+    """Pure: the error of an ``error`` event, named as ``parse_error`` names an error body
+    (Anthropic's error ``type`` and ``message``), said to come from the stream: an
+    ``HTTPStatusError`` with the status its type stands for (``RETRYABLE_ERROR_STATUSES``),
+    else a ``ProviderError`` (the stream had answered 200)."""
     error = data.get("error")
     error_type = error.get("type") if isinstance(error, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
-    return ProviderError(
-        message=error_event_message(LABEL, error_type, message),
-        provider=NAME, error_type=error_type if isinstance(error_type, str) else None,
-        body=excerpt(raw))
+    kind = error_type if isinstance(error_type, str) else None
+    said = error_event_message(LABEL, error_type, message)
+    status = RETRYABLE_ERROR_STATUSES.get(kind or "")
+    if status is not None:
+        return HTTPStatusError(message=said, provider=NAME, status=status, error_type=kind,
+                               body=excerpt(raw))
+    return ProviderError(message=said, provider=NAME, error_type=kind, body=excerpt(raw))
 
 
 def _string(value: object) -> str:
