@@ -4,6 +4,7 @@ and its ``run`` command; the ``batch`` group comes from ``batch``.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -25,6 +26,7 @@ from llmbackend.cli.output import dumps, generation_json
 from llmbackend.cli.prompts import read_messages, read_prompt, source_name
 
 if TYPE_CHECKING:
+    from llmbackend import TextStream
     from llmbackend.messages import CheckedInput
 
 __all__ = ["EPILOG", "cli", "run"]
@@ -83,7 +85,13 @@ The prompt is read from standard input when PROMPT is omitted or is -.
 input) is a JSON list of messages, e.g.
   [{"role": "system", "content": "Be brief."},
    {"role": "user", "content": "Name a river."}]
-(roles: system, user, assistant).""")
+(roles: system, user, assistant).
+
+\b
+The answer is streamed (printed as it arrives) when standard output is a
+terminal, and printed whole otherwise; --stream / --no-stream choose. With
+--schema it is printed whole, as parsed JSON, unless --stream is given: then
+the raw JSON text is streamed, and validated at the end. --json never streams.""")
 @provider_option(required=True)
 @model_option
 @click.argument("prompt", required=False)
@@ -95,14 +103,21 @@ input) is a JSON list of messages, e.g.
 @click.option("--json", "as_json", is_flag=True,
               help="Print the whole result as JSON: text, parsed answer, finish reason, usage, "
               "provider, model, response id.")
+@click.option("--stream/--no-stream", "stream", default=None,
+              help="Print the answer as it arrives (default: when standard output is a "
+              "terminal and no --schema is given). Not with --json.")
 @connection_options(handle_commands=False)
 @debug_option
 def run(*, provider: str, model: str, prompt: str | None, messages_file: str | None,
         system: str | None, temperature: float | None, top_p: float | None,
         max_tokens: int | None, seed: int | None, extra: dict[str, Any], schema: str | None,
-        as_json: bool, option: dict[str, Any], timeout: float | None,
+        as_json: bool, stream: bool | None, option: dict[str, Any], timeout: float | None,
         max_retries: int | None) -> int:
     """Send one prompt (or a list of messages) and print the answer."""
+    if as_json and stream:
+        raise click.UsageError("--stream and --json do not go together: --json prints the "
+                               "whole result once the answer has ended",
+                               ctx=click.get_current_context())
     given: CheckedInput
     if messages_file is None:
         given = read_prompt(prompt)
@@ -120,14 +135,41 @@ def run(*, provider: str, model: str, prompt: str | None, messages_file: str | N
     import llmbackend
     from llmbackend.errors import unwrap
 
+    options = provider_options(option, timeout, max_retries)
+    if stream is None:  # the default: stream to a terminal, unless the answer is parsed JSON
+        stream = not as_json and structured is None and sys.stdout.isatty()
+    if stream:
+        return _print_stream(llmbackend.stream(provider, model, given, config, structured,
+                                               **options))
     generation = unwrap(llmbackend.generate(provider, model, given, config, structured,
-                                            **provider_options(option, timeout, max_retries)))
+                                            **options))
     if as_json:
         click.echo(generation_json(generation))
     elif structured is not None:
         click.echo(dumps(generation.parsed))
     else:
         click.echo(generation.text)
+    return EXIT_OK
+
+
+def _print_stream(stream: TextStream[Any]) -> int:
+    """``run --stream``: each delta printed (and flushed) as it arrives, then a line break.
+    A failure after text ends the partial text with a line break before it is raised (its
+    error line goes to stderr); a Ctrl-C or a closed stdout closes the connection at once
+    (leaving the ``with``)."""
+    from llmbackend.errors import LLMError
+
+    printed = False
+    try:
+        with stream:
+            for delta in stream:
+                click.echo(delta, nl=False)  # click.echo flushes
+                printed = True
+    except LLMError:
+        if printed:
+            click.echo()
+        raise
+    click.echo()
     return EXIT_OK
 
 

@@ -30,13 +30,14 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``); the exit code."""
     reset_debug()
+    args = sys.argv[1:] if argv is None else argv
     try:
         code = cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
-        return _interrupted()
+        return _interrupted(args)
     except KeyboardInterrupt:
         click.echo(err=True)
-        return _interrupted()
+        return _interrupted(args)
     except click.ClickException as error:
         say_error(usage_message(error))
         return EXIT_USAGE if error.exit_code == 1 else error.exit_code
@@ -61,9 +62,13 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _interrupted() -> int:
-    return _fail("interrupted (a batch already submitted goes on at the provider)",
-                 EXIT_INTERRUPTED)
+def _interrupted(args: list[str]) -> int:
+    # Only a batch command can leave something behind at the provider; ``run``'s connection
+    # is closed with the interruption.
+    command = next((arg for arg in args if not arg.startswith("-")), "")
+    batch = command == "batch"
+    return _fail("interrupted" + (" (a batch already submitted goes on at the provider)"
+                                  if batch else ""), EXIT_INTERRUPTED)
 
 
 def _silence_stdout() -> None:

@@ -118,7 +118,8 @@ def connection_options(handle_commands: bool) -> Callable[[F], F]:
             help="Retries after the first attempt, for retryable failures (default 2).")(function)
         return click.option(
             timeout_name, "timeout", type=float, metavar="SECONDS",
-            help="Seconds for each whole HTTP request (default 600).")(function)
+            help="Seconds for each whole HTTP request (default 600); when streaming, for "
+            "each wait for the next bytes.")(function)
 
     return apply
 
