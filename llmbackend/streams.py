@@ -19,13 +19,13 @@ from __future__ import annotations
 from typing import Protocol
 
 from attrs import frozen
-from returns.result import Failure, Result
+from returns.result import Failure, Result, Success
 
 from llmbackend.errors import LLMError, StreamError, TransportError
 from llmbackend.types import Generation
 
-__all__ = ["FoldingReader", "ServerEvent", "StreamReader", "ended_early", "error_event_message",
-           "interrupted"]
+__all__ = ["NO_DELTA", "FoldingReader", "ServerEvent", "StreamReader", "ended_early",
+           "error_event_message", "interrupted"]
 
 
 @frozen
@@ -35,6 +35,11 @@ class ServerEvent:
 
     event: str = "message"
     data: str = ""
+
+
+#: What ``feed`` gives for an event without answer text: one shared value (a ``Result`` is
+#: immutable), since most events of a stream carry none.
+NO_DELTA: Result[str, LLMError] = Success("")
 
 
 class StreamReader(Protocol):

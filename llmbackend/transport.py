@@ -25,6 +25,7 @@ down (``asyncio.run`` and every runner that finalizes async generators), so a lo
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import random
 import threading
@@ -286,9 +287,7 @@ class HTTPTransport:
 
     def _timeout(self) -> httpx2.Timeout:
         # Per request, not per pool: views with another timeout share the pool.
-        import httpx2
-
-        return httpx2.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT))
+        return _httpx_timeout(self.timeout)
 
     async def _async_http(self) -> httpx2.AsyncClient:
         # An async pool belongs to the event loop it was opened in: each loop gets its own,
@@ -701,6 +700,15 @@ class HTTPTransport:
 
     def _scrub(self, text: str) -> str:
         return redact(text, self._pool.secrets)
+
+
+@functools.lru_cache(maxsize=64)
+def _httpx_timeout(timeout: float) -> httpx2.Timeout:
+    """httpx2's timeouts for ``timeout`` seconds (made once per value: a ``Timeout`` is not
+    changed after it is made, and making one costs microseconds on every request)."""
+    import httpx2
+
+    return httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))
 
 
 def _is_event_stream(reply: httpx2.Response) -> bool:

@@ -44,7 +44,13 @@ from llmbackend.providers.anthropic import (
     parse_message_object,
     structured_output_method,
 )
-from llmbackend.streams import FoldingReader, ServerEvent, ended_early, error_event_message
+from llmbackend.streams import (
+    NO_DELTA,
+    FoldingReader,
+    ServerEvent,
+    ended_early,
+    error_event_message,
+)
 from llmbackend.types import Generation, GenerationRequest
 
 __all__ = [
@@ -95,7 +101,7 @@ class MessageStreamReader(FoldingReader):
         if self._failure is not None:
             return Failure(self._failure)
         if event.event == "ping" or self._ended or not event.data.strip():
-            return Success("")
+            return NO_DELTA
         data = json_object(event.data)
         if data is None:
             if event.event == "error":
@@ -111,7 +117,7 @@ class MessageStreamReader(FoldingReader):
         if kind == "message_start":
             return self._start(data, event.data)
         if kind not in _CONTENT_EVENTS:
-            return Success("")  # ping, and event types newer than this reader
+            return NO_DELTA  # ping, and event types newer than this reader
         if self._message is None:
             return self._malformed(f"a {kind!r} event came before 'message_start'", event.data)
         if kind == "message_delta":
@@ -128,7 +134,7 @@ class MessageStreamReader(FoldingReader):
                 return self._malformed("a 'content_block_start' event does not start the next "
                                        "block with an object", event.data)
             self._content.append(dict(block))
-            return Success("")
+            return NO_DELTA
         if not 0 <= index < len(self._content) or not isinstance(self._content[index], dict):
             return self._malformed(f"a {kind!r} event names a block that never started",
                                    event.data)
@@ -171,7 +177,7 @@ class MessageStreamReader(FoldingReader):
         self._content = list(content) if isinstance(content, list) else []
         usage = message.get("usage")
         self._message["usage"] = dict(usage) if isinstance(usage, dict) else {}
-        return Success("")
+        return NO_DELTA
 
     def _delta(self, data: Mapping[str, Any], raw: str) -> Result[str, LLMError]:
         assert self._message is not None
@@ -186,7 +192,7 @@ class MessageStreamReader(FoldingReader):
                               if value is not None and key not in ("content", "usage")})
         self._message["usage"].update(
             {key: value for key, value in usage.items() if value is not None})
-        return Success("")
+        return NO_DELTA
 
     def _block_delta(self, index: int, data: Mapping[str, Any], raw: str
                      ) -> Result[str, LLMError]:
@@ -200,10 +206,10 @@ class MessageStreamReader(FoldingReader):
             if not isinstance(piece, str):
                 return self._malformed("a 'text_delta' carries no text", raw)
             if block.get("type") != "text":
-                return Success("")  # as the SDK: text only grows a text block
+                return NO_DELTA  # as the SDK: text only grows a text block
             block["text"] = _string(block.get("text")) + piece
             if self._forced is not None:
-                return Success("")  # held back: see the class docstring
+                return NO_DELTA  # held back: see the class docstring
             self._deltas.append(piece)
             return Success(piece)
         if kind == "input_json_delta":
@@ -221,7 +227,7 @@ class MessageStreamReader(FoldingReader):
             citations = block.get("citations")
             block["citations"] = [*(citations if isinstance(citations, list) else []),
                                   delta.get("citation")]
-        return Success("")  # other deltas (and types newer than this reader) carry no text
+        return NO_DELTA  # other deltas (and types newer than this reader) carry no text
 
     def _block_stop(self, index: int) -> Result[str, LLMError]:
         read = self._read_input(index)
@@ -233,10 +239,10 @@ class MessageStreamReader(FoldingReader):
             try:
                 answer = json.dumps(block.get("input"), ensure_ascii=False)
             except (RecursionError, ValueError):
-                return Success("")  # the parser reports it at the end
+                return NO_DELTA  # the parser reports it at the end
             self._deltas.append(answer)
             return Success(answer)
-        return Success("")
+        return NO_DELTA
 
     def _read_input(self, index: int) -> bool:
         """Parse the ``partial_json`` pieces of block ``index`` into its ``input`` (none, or

@@ -23,7 +23,13 @@ from returns.result import Failure, Result, Success
 from llmbackend.errors import LLMError, ProviderError, ResponseParseError, excerpt
 from llmbackend.providers import json_object
 from llmbackend.providers.gemini import LABEL, NAME, parse_error, parse_response_object
-from llmbackend.streams import FoldingReader, ServerEvent, ended_early, error_event_message
+from llmbackend.streams import (
+    NO_DELTA,
+    FoldingReader,
+    ServerEvent,
+    ended_early,
+    error_event_message,
+)
 from llmbackend.types import Generation, GenerationRequest, WireResponse
 
 __all__ = [
@@ -56,7 +62,7 @@ class ContentStreamReader(FoldingReader):
             return Failure(self._failure)
         # Gemini names no events: a named one is something newer, and not for this reader.
         if event.event != "message" or not event.data.strip():
-            return Success("")
+            return NO_DELTA
         chunk = json_object(event.data)
         if chunk is None:
             return self._fail(ResponseParseError(

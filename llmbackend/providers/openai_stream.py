@@ -27,7 +27,13 @@ from returns.result import Failure, Result, Success
 from llmbackend.errors import LLMError, ProviderError, ResponseParseError, excerpt, excerpt_json
 from llmbackend.providers import json_object
 from llmbackend.providers.openai import LABEL, NAME, parse_response_object
-from llmbackend.streams import FoldingReader, ServerEvent, ended_early, error_event_message
+from llmbackend.streams import (
+    NO_DELTA,
+    FoldingReader,
+    ServerEvent,
+    ended_early,
+    error_event_message,
+)
 from llmbackend.types import Generation, GenerationRequest
 
 __all__ = [
@@ -61,6 +67,9 @@ class ResponseStreamReader(FoldingReader):
         self._request = request
         self._items: dict[int, dict[str, Any]] = {}
         self._final: dict[str, Any] | None = None
+        # Each rebuilt output_text part, by (output_index, content_index), with the text pieces
+        # it has had so far.
+        self._pieces: dict[tuple[object, object], tuple[dict[str, Any], list[str]]] = {}
 
     def feed(self, event: ServerEvent) -> Result[str, LLMError]:
         if self._failure is not None:
@@ -68,7 +77,7 @@ class ResponseStreamReader(FoldingReader):
         data = event.data.strip()
         # the answer is whole after its final event; "[DONE]" ends an OpenAI-compatible stream
         if self._final is not None or not data or data == "[DONE]":
-            return Success("")
+            return NO_DELTA
         value = json_object(data)
         if value is None:
             return self._fail(ResponseParseError(
@@ -84,7 +93,7 @@ class ResponseStreamReader(FoldingReader):
         if kind == "response.output_text.delta":
             return self._text_delta(value, event.data)
         self._rebuild(kind, value)
-        return Success("")  # starts, parts, refusal and reasoning text, and any newer event
+        return NO_DELTA  # starts, parts, refusal and reasoning text, and any newer event
 
     def finish(self) -> Result[Generation[str], LLMError]:
         if self._failure is not None:
@@ -105,12 +114,14 @@ class ResponseStreamReader(FoldingReader):
                 provider=NAME, body=excerpt(data)))
         body = dict(response)
         if body.get("output") is None:
+            for part, pieces in self._pieces.values():
+                part["text"] = "".join(pieces)
             body["output"] = [self._items[index] for index in sorted(self._items)]
         if body.get("status") is None:
             body["status"] = FINAL_EVENTS[kind]
         if kind != "response.failed":
             self._final = body
-            return Success("")
+            return NO_DELTA
         parsed = parse_response_object(self._request, body)
         if isinstance(parsed, Failure):
             return self._fail(parsed.failure())
@@ -124,9 +135,17 @@ class ResponseStreamReader(FoldingReader):
             return self._fail(ResponseParseError(
                 message=f"{LABEL} sent a text delta event whose 'delta' is not a string",
                 provider=NAME, body=excerpt(data)))
-        part = self._part(value)
-        if part is not None and part.get("type") == "output_text":
-            part["text"] = _string(part.get("text")) + delta
+        # Strategy: the pieces are joined once, at the end (``_end``), not on every delta (which
+        # would copy the text so far each time: quadratic in a long answer); the part they
+        # belong to is looked up once, at its first delta.
+        key = (value.get("output_index"), value.get("content_index"))
+        entry = self._pieces.get(key)
+        if entry is None:
+            part = self._part(value)
+            if part is not None and part.get("type") == "output_text":
+                entry = self._pieces[key] = (part, [_string(part.get("text"))])
+        if entry is not None:
+            entry[1].append(delta)
         if delta:
             self._deltas.append(delta)
         return Success(delta)
