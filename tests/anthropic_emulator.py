@@ -60,6 +60,7 @@ from tests.emulator import (
     _hex,
     example_instance,
     faulted,
+    quiet_on_reset,
     split_text,
     sse_event,
     write_stream,
@@ -661,6 +662,7 @@ class AnthropicEmulator(StreamFaults):
     def start(self) -> AnthropicEmulator:
         emulator = self
 
+        @quiet_on_reset
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms stall

@@ -21,9 +21,10 @@ Authentication, a scripted reply (``reply``: any status, served whole as JSON, b
 and its delay apply to stream requests as to others. For fault tests, ``stream_fault(...)``
 queues a ``StreamFault`` that the next served stream follows (in order, one per stream): ``cut``
 drops the final event (the stream then ends cleanly), ``error`` sends an ``error`` event right
-after the first delta and ends there, ``trickle`` waits that many seconds before every event but
-the first, ``stall`` sends nothing for that many seconds after the first delta (the connection
-kept open), then goes on. ``write_stream``, ``sse_event``, ``split_text`` and ``faulted`` are
+after the first delta and ends there, ``error_first`` sends it in place of the first delta (before
+any text) and ends there, ``trickle`` waits that many seconds before every event but the first,
+``stall`` sends nothing for that many seconds after the first delta (the connection kept open),
+then goes on. ``write_stream``, ``sse_event``, ``split_text`` and ``faulted`` are
 shared with the Anthropic and Gemini emulators, whose streams follow the same ``StreamFault``.
 """
 
@@ -68,6 +69,7 @@ class StreamFault:
     error: bool = False  # the provider's error event right after the first delta, then the end
     trickle: float = 0.0  # seconds before each event but the first
     stall: float = 0.0  # seconds of silence after the first delta (the connection kept open)
+    error_first: bool = False  # the error event in place of the first delta, then the end
 
 
 @frozen
@@ -105,12 +107,15 @@ def split_text(text: str, pieces: int = 3) -> list[str]:
 def faulted(events: Sequence[bytes], first_delta: int, error_event: Callable[[int], bytes],
             fault: StreamFault | None) -> Stream:
     """``events`` as ``fault`` serves them: ``first_delta`` is the index of the first delta
-    event (the error and the stall come right after it), ``error_event(index)`` the provider's
+    event (the error and the stall come right after it, ``error_first``'s error in its place),
+    ``error_event(index)`` the provider's
     error event at that index."""
     served = list(events)
     if fault is None:
         return Stream(tuple(served), (0.0,) * len(served))
-    if fault.error:
+    if fault.error_first:
+        served = [*served[:first_delta], error_event(first_delta)]
+    elif fault.error:
         served = [*served[:first_delta + 1], error_event(first_delta + 1)]
     elif fault.cut:
         served = served[:-1]
@@ -118,6 +123,22 @@ def faulted(events: Sequence[bytes], first_delta: int, error_event: Callable[[in
     if fault.stall and first_delta + 1 < len(served):
         pauses[first_delta + 1] += fault.stall
     return Stream(tuple(served), tuple(pauses))
+
+
+def quiet_on_reset(handler: type[BaseHTTPRequestHandler]) -> type[BaseHTTPRequestHandler]:
+    """The emulators' request handlers, made quiet about a client that drops its connection (a
+    stream it closed mid-answer, a reset): the connection ends, as a real server's would,
+    instead of a traceback printed by ``socketserver`` for a keep-alive read that was reset."""
+    handle = handler.handle
+
+    def quiet(self: BaseHTTPRequestHandler) -> None:
+        try:
+            handle(self)
+        except (ConnectionResetError, BrokenPipeError):
+            self.close_connection = True
+
+    handler.handle = quiet  # type: ignore[method-assign,assignment]
+    return handler
 
 
 def write_stream(handler: BaseHTTPRequestHandler, scripted: Scripted,
@@ -498,9 +519,9 @@ class StreamFaults:
     _lock: threading.Lock
 
     def stream_fault(self, *, cut: bool = False, error: bool = False, trickle: float = 0.0,
-                     stall: float = 0.0) -> None:
+                     stall: float = 0.0, error_first: bool = False) -> None:
         """Queue one ``StreamFault``: the next served stream follows it (module docstring)."""
-        self.stream_faults.append(StreamFault(cut, error, trickle, stall))
+        self.stream_faults.append(StreamFault(cut, error, trickle, stall, error_first))
 
     def _next_fault(self) -> StreamFault | None:
         with self._lock:
@@ -543,6 +564,7 @@ class OpenAIEmulator(StreamFaults):
     def start(self) -> OpenAIEmulator:
         emulator = self
 
+        @quiet_on_reset
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms stall

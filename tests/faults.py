@@ -12,6 +12,11 @@ test can break exactly one exchange of a longer conversation::
         client = llmbackend.client("openai", "m", base_url=faults.base_url, ...)
 
 Every request is recorded in ``requests`` with the name of the behaviour that served it.
+
+Streamed answers (``text/event-stream``) have their own behaviours, which relay the upstream's
+events chunked, one event per chunk: ``StreamReset`` resets the connection after some of them
+(none: right after the head); ``StreamRelay`` sends them slowly while watching for the client to
+go away, and records what it saw in ``FaultServer.relayed``.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ import contextlib
 import http.client
 import json
 import re
+import select
 import socket
 import socketserver
 import struct
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -154,6 +161,31 @@ class Connection:
             lines.append("Content-Type: application/json")
         lines.append(f"Content-Length: {length}")
         self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def send_stream_head(self, status: int, headers: tuple[tuple[str, str], ...]) -> None:
+        """The status line and headers of a streamed body: ``Transfer-Encoding: chunked``."""
+        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}"]
+        lines += [f"{name}: {value}" for name, value in headers
+                  if name.lower() not in HOP_BY_HOP]
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            lines.append("Content-Type: text/event-stream")
+        lines.append("Transfer-Encoding: chunked")
+        self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def send_chunk(self, data: bytes) -> None:
+        """One chunk of a chunked body (``b""``: the last one, which ends the body)."""
+        self.send(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def client_gone(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the client to close or reset its end of the connection;
+        whether it did (a client mid-answer sends nothing else)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], seconds)
+            if not readable:
+                return False
+            return self.sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -301,6 +333,68 @@ class Silence:
         return False
 
 
+def sse_frames(body: bytes) -> list[bytes]:
+    """A streamed body cut into its server-sent events, each with the blank line that ends it
+    (``\n\n`` or ``\r\n\r\n``); bytes after the last blank line are dropped."""
+    return [match.group(0) for match in re.finditer(rb"(?s).*?(?:\r\n\r\n|\n\n)", body)]
+
+
+@frozen
+class StreamReset:
+    """Forward the request upstream and relay its streamed answer chunked, one event per chunk:
+    the first ``events`` events (``0``: none, right after the head), then abort the connection
+    with a TCP reset. The upstream served the whole stream; only its end is lost."""
+
+    events: int = 1
+
+    def serve(self, conn: Connection, request: Request, server: FaultServer) -> bool:
+        answer = server.forward(request)
+        conn.send_stream_head(answer.status, answer.headers)
+        for frame in sse_frames(answer.body)[:self.events]:
+            conn.send_chunk(frame)
+        server.stopping.wait(0.05)  # let the client read what was sent before the reset lands
+        conn.reset()
+        return False
+
+
+@frozen
+class Relayed:
+    """What a ``StreamRelay`` saw: ``sent`` of the stream's ``total`` events went out; ``gone``:
+    the client went away first, noticed ``at`` (``time.monotonic()``)."""
+
+    sent: int
+    total: int
+    gone: bool
+    at: float
+
+
+@frozen
+class StreamRelay:
+    """Forward the request upstream and relay its streamed answer chunked, one event per chunk,
+    ``interval`` seconds before each but the first, watching the client meanwhile: once it
+    closes or resets the connection, stop at once. What happened is appended to
+    ``FaultServer.relayed`` (a ``Relayed``)."""
+
+    interval: float = 0.1
+
+    def serve(self, conn: Connection, request: Request, server: FaultServer) -> bool:
+        answer = server.forward(request)
+        frames = sse_frames(answer.body)
+        conn.send_stream_head(answer.status, answer.headers)
+        for sent, frame in enumerate(frames):
+            if sent and conn.client_gone(self.interval):
+                server.note(Relayed(sent, len(frames), True, time.monotonic()))
+                return False
+            try:
+                conn.send_chunk(frame)
+            except OSError:
+                server.note(Relayed(sent, len(frames), True, time.monotonic()))
+                return False
+        conn.send_chunk(b"")
+        server.note(Relayed(len(frames), len(frames), False, time.monotonic()))
+        return True
+
+
 # --- the server -----------------------------------------------------------------------------------
 
 Matcher = Callable[[Request], bool]
@@ -337,6 +431,13 @@ class FaultServer:
     _lock: threading.Lock = field(factory=threading.Lock)
     _server: _Server | None = None
     _open: set[socket.socket] = field(factory=set)
+    #: What each ``StreamRelay`` saw, in order.
+    relayed: list[Relayed] = field(factory=list)
+
+    def note(self, relayed: Relayed) -> None:
+        """Record what a ``StreamRelay`` saw."""
+        with self._lock:
+            self.relayed.append(relayed)
 
     @property
     def base_url(self) -> str:

@@ -72,6 +72,7 @@ from tests.emulator import (
     StreamFaults,
     example_instance,
     faulted,
+    quiet_on_reset,
     split_text,
     sse_event,
     write_stream,
@@ -952,6 +953,7 @@ class GeminiEmulator(StreamFaults):
     def start(self) -> GeminiEmulator:
         emulator = self
 
+        @quiet_on_reset
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms stall

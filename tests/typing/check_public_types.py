@@ -143,3 +143,40 @@ async def messages_async() -> None:
     assert_type(await llmbackend.agenerate("openai", "m", conversation),
                 Result[Generation[str], LLMError])
     assert_type(await client.asubmit_batch([conversation]), llmbackend.Batch[str])
+
+
+# Streaming: a TextStream of str deltas, typed by the schema through to its generation.
+text_stream = llmbackend.stream("openai", "m", "hi")
+assert_type(text_stream, llmbackend.TextStream[str])
+with text_stream as opened:
+    for delta in opened:
+        assert_type(delta, str)
+    assert_type(opened.generation, Generation[str])
+    assert_type(opened.text, str)
+    assert_type(opened.finished, bool)
+model_stream = client.stream("hi", schema=summary_schema, timeout=5.0, max_retries=1)
+assert_type(model_stream, llmbackend.TextStream[Summary])
+assert_type(model_stream.generation.parsed, Summary)
+assert_type(model_stream.generation.parsed.title, str)
+assert_type(model_stream.result(), Result[Generation[Summary], LLMError])
+assert_type(llmbackend.stream("openai", "m", conversation, None, summary_schema),
+            llmbackend.TextStream[Summary])
+assert_type(client.stream(conversation, {"temperature": 0.1}), llmbackend.TextStream[str])
+stream_error = llmbackend.StreamError(message="broke", text="so far")
+assert_type(stream_error.text, str)
+assert_type(stream_error.error, LLMError | None)
+
+
+async def stream_async() -> None:
+    async with llmbackend.astream("openai", "m", "hi") as text_astream:
+        assert_type(text_astream, llmbackend.AsyncTextStream[str])
+        async for text_delta in text_astream:
+            assert_type(text_delta, str)
+        assert_type(await text_astream.result(), Result[Generation[str], LLMError])
+    async with client.astream("hi", schema=summary_schema) as model_astream:
+        assert_type(model_astream, llmbackend.AsyncTextStream[Summary])
+        assert_type(await model_astream.result(), Result[Generation[Summary], LLMError])
+        assert_type(model_astream.generation.parsed, Summary)
+    model_astream_top = llmbackend.astream("openai", "m", "hi", schema=summary_schema)
+    assert_type(model_astream_top, llmbackend.AsyncTextStream[Summary])
+    await model_astream_top.aclose()
