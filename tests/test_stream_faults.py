@@ -26,7 +26,7 @@ from llmbackend import (
 from tests.anthropic_emulator import API_KEY as ANTHROPIC_KEY
 from tests.emulator import API_KEY as OPENAI_KEY
 from tests.emulator import split_text
-from tests.faults import FaultServer, StreamReset
+from tests.faults import FaultServer, Silence, StreamReset
 from tests.gemini_emulator import API_KEY as GEMINI_KEY
 
 PROMPT = "tell me about the river"
@@ -256,6 +256,23 @@ def test_a_stall_after_the_first_delta_times_out_in_about_the_timeout(
     assert "0.5 s" in error.error.message
     assert 0.45 <= drained.seconds < 0.5 + 2.0  # about the timeout: never the 10 s stall
     assert len(emulator.requests) == 1
+
+
+@parametrized
+def test_silence_before_any_text_times_out_and_is_retried(
+        provider: str, mode: str, request: pytest.FixtureRequest) -> None:
+    emulator = emulator_of(request, provider)
+    with FaultServer(upstream=emulator.base_url) as faults:
+        faults.push(Silence(10.0))  # the request read, nothing answered: not even a status
+        drained = drain(provider, mode, faults.base_url, timeout=0.5)
+        succeeded(drained)
+        assert [r.served_by for r in faults.requests] == ["Silence", "Forward"]
+        assert 0.45 <= drained.seconds < 0.5 + 3.0  # waited out one timeout, not the silence
+    with FaultServer(upstream=emulator.base_url) as faults:
+        faults.push(Silence(10.0))
+        drained = drain(provider, mode, faults.base_url, timeout=0.5, max_retries=0)
+        assert isinstance(drained.raised, RequestTimeoutError)  # the plain error: no text came
+        assert drained.deltas == [] and len(faults.requests) == 1
 
 
 # --- 429: the shared back-off ---------------------------------------------------------------------
