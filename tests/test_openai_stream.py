@@ -27,7 +27,7 @@ from llmbackend.errors import (
     UnsupportedError,
 )
 from llmbackend.providers import open_stream_reader, openai, registration
-from llmbackend.providers.openai_stream import ResponseStreamReader, stream_error
+from llmbackend.providers.openai_stream import SKIPPED_EVENTS, ResponseStreamReader, stream_error
 from llmbackend.streams import ServerEvent
 from llmbackend.types import (
     Generation,
@@ -623,3 +623,23 @@ def test_any_event_with_a_top_level_error_is_one_as_the_sdk_reads_it() -> None:
     assert isinstance(error.error, ProviderError)
     assert (error.error.error_type, error.error.error_code) == (raised.value.type, None)
     assert raised.value.message in error.error.message
+
+
+def test_status_updates_and_done_events_are_not_decoded_by_name_only() -> None:
+    # text_basic, its status updates and "done" events replaced by bytes that are not JSON:
+    # named by their event field, they are skipped (the answer needs nothing from them)
+    payloads = events("text_basic")
+    expected = read_body(sse(*payloads))
+    garbled = sse(*[p for p in payloads if p["type"] not in SKIPPED_EVENTS]).replace(
+        b"event: response.output_item.added", sse("{garbage", name="response.created")
+        + sse("{garbage", name="response.output_text.done")
+        + b"event: response.output_item.added", 1)
+    assert b"{garbage" in garbled
+    assert read_body(garbled)[1:] == expected[1:]
+    # the same bytes under no name (or another) are decoded, and fail
+    fed, finished, _ = read_body(sse("{garbage"))
+    assert isinstance(finished.failure(), ResponseParseError) and fed[-1] == finished
+    # every skipped name the recordings use carries data the final response repeats
+    for name in ("text_basic", "json_schema", "reasoning_item_text"):
+        kinds = {p["type"] for p in events(name)}
+        assert kinds & SKIPPED_EVENTS and "response.completed" in kinds

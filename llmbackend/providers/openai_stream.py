@@ -39,9 +39,22 @@ from llmbackend.types import Generation, GenerationRequest
 __all__ = [
     "FINAL_EVENTS",
     "READER",
+    "SKIPPED_EVENTS",
     "ResponseStreamReader",
     "stream_error",
 ]
+
+#: Events whose data the answer never needs, by their SSE event name: the response's status
+#: updates (its whole object, repeated: the final event carries it once more) and the "done"
+#: events of a text or a part (their text is the deltas', joined).
+#:
+#: Strategy: named by the ``event:`` field, they are not decoded at all. The two status
+#: updates are the largest events before the first delta: decoding them is most of a reader's
+#: cost to the first delta. An event without a name (``message``) is always decoded.
+SKIPPED_EVENTS = frozenset({
+    "response.created", "response.in_progress", "response.queued",
+    "response.output_text.done", "response.content_part.done",
+})
 
 #: The events that end a stream, each with the status its final ``response`` has.
 FINAL_EVENTS: Mapping[str, str] = {
@@ -74,6 +87,8 @@ class ResponseStreamReader(FoldingReader):
     def feed(self, event: ServerEvent) -> Result[str, LLMError]:
         if self._failure is not None:
             return Failure(self._failure)
+        if event.event in SKIPPED_EVENTS:
+            return NO_DELTA
         data = event.data.strip()
         # the answer is whole after its final event; "[DONE]" ends an OpenAI-compatible stream
         if self._final is not None or not data or data == "[DONE]":
