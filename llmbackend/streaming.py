@@ -71,36 +71,37 @@ class _Fold:
             return ""
         return fed.unwrap()
 
-    def end(self, broken: LLMError | None) -> Outcome:
-        """The attempt's outcome once the events stopped (``broken``: why the connection
-        ended early, if it did)."""
-        if self.outcome is not None:
-            return self.outcome
-        if broken is not None:
-            return Failure(interrupted(broken, self.reader.text))
-        return self.reader.finish()
-
-    def retry(self, transport: HTTPTransport, wire: WireRequest, outcome: Outcome,
-              attempts: int) -> float | None:
-        """Seconds before opening the stream again, or ``None``: only a failure before any
-        text is retried."""
-        if not isinstance(outcome, Failure) or self.reader.text:
-            return None
-        return transport.stream_retry_delay(wire, outcome.failure(), attempts)
-
-    def final(self, outcome: Outcome) -> Outcome:
-        return outcome.bind(lambda generation: attach_parsed(self.request.schema, generation))
+    def after(self, transport: HTTPTransport, wire: WireRequest, broken: LLMError | None,
+              attempts: int) -> Outcome | float:
+        """Once the events stopped (``broken``: why the connection ended early, if it did):
+        the stream's final outcome (validated, redacted), or the seconds to wait before
+        opening it again: only a failure before any text is retried."""
+        outcome = self.outcome
+        if outcome is None:
+            outcome = (Failure(interrupted(broken, self.reader.text)) if broken is not None
+                       else self.reader.finish())
+        if isinstance(outcome, Failure) and not self.reader.text:
+            delay = transport.stream_retry_delay(wire, outcome.failure(), attempts)
+            if delay is not None:
+                return float(delay)
+        return transport.redact_result(outcome.bind(
+            lambda generation: attach_parsed(self.request.schema, generation)))
 
 
-def _whole(provider: Provider, request: GenerationRequest, response: WireResponse
-           ) -> Iterator[str | Outcome]:
-    """A streamed call that was answered whole (an error status; a server that did not
-    stream): its text as one delta, then its outcome, parsed as the whole call's."""
-    outcome = provider.parse_generation(request, response).bind(
-        lambda generation: attach_parsed(request.schema, generation))
-    if isinstance(outcome, Success) and outcome.unwrap().text:
-        yield outcome.unwrap().text
-    yield outcome
+def _not_streamed(provider: Provider, request: GenerationRequest, transport: HTTPTransport,
+                  opened: Result[Any, LLMError]) -> list[str | Outcome] | None:
+    """What a stream that did not open as one yields: its failure; or, answered whole (an
+    error status; a server that did not stream), its text as one delta and its outcome, parsed
+    as the whole call's. ``None`` for an open event stream."""
+    if isinstance(opened, Failure):
+        return [transport.redact_result(opened)]
+    answer = opened.unwrap()
+    if not isinstance(answer, WireResponse):
+        return None
+    outcome = transport.redact_result(provider.parse_generation(request, answer).bind(
+        lambda generation: attach_parsed(request.schema, generation)))
+    text = outcome.unwrap().text if isinstance(outcome, Success) else ""
+    return [text, outcome] if text else [outcome]
 
 
 def remote_deltas(provider: Provider, request: GenerationRequest,
@@ -115,24 +116,20 @@ def remote_deltas(provider: Provider, request: GenerationRequest,
     attempts = 0
     while True:
         opened = transport.open_stream(wire, attempts=attempts)
-        if isinstance(opened, Failure):
-            yield transport.redact_result(opened)
+        ended = _not_streamed(provider, request, transport, opened)
+        if ended is not None:
+            yield from ended
             return
-        answer = opened.unwrap()
-        if isinstance(answer, WireResponse):
-            for item in _whole(provider, request, answer):
-                yield item if isinstance(item, str) else transport.redact_result(item)
-            return
+        answer = cast(EventStream, opened.unwrap())
         fold = _Fold(provider, request)
         with answer:
             yield from _read(fold, answer)
-        result = fold.end(answer.failure)
-        delay = fold.retry(transport, wire, result, answer.attempts)
-        if delay is None:
-            yield transport.redact_result(fold.final(result))
+        after = fold.after(transport, wire, answer.failure, answer.attempts)
+        if isinstance(after, Result):
+            yield after
             return
         attempts = answer.attempts
-        time.sleep(delay)
+        time.sleep(after)
 
 
 def _read(fold: _Fold, answer: EventStream) -> Iterator[str]:
@@ -157,27 +154,24 @@ async def aremote_deltas(provider: Provider, request: GenerationRequest,
     attempts = 0
     while True:
         opened = await transport.aopen_stream(wire, attempts=attempts)
-        if isinstance(opened, Failure):
-            yield transport.redact_result(opened)
+        ended = _not_streamed(provider, request, transport, opened)
+        if ended is not None:
+            for item in ended:
+                yield item
             return
-        answer = opened.unwrap()
-        if isinstance(answer, WireResponse):
-            for item in _whole(provider, request, answer):
-                yield item if isinstance(item, str) else transport.redact_result(item)
-            return
+        answer = cast(AsyncEventStream, opened.unwrap())
         fold = _Fold(provider, request)
         try:
             async for delta in _aread(fold, answer):
                 yield delta
         finally:
             await answer.aclose()
-        result = fold.end(answer.failure)
-        delay = fold.retry(transport, wire, result, answer.attempts)
-        if delay is None:
-            yield transport.redact_result(fold.final(result))
+        after = fold.after(transport, wire, answer.failure, answer.attempts)
+        if isinstance(after, Result):
+            yield after
             return
         attempts = answer.attempts
-        await asyncio.sleep(delay)
+        await asyncio.sleep(after)
 
 
 async def _aread(fold: _Fold, answer: AsyncEventStream) -> AsyncIterator[str]:

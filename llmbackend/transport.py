@@ -716,15 +716,9 @@ def _is_event_stream(reply: httpx2.Response) -> bool:
     return 200 <= reply.status_code < 300 and media == "text/event-stream"
 
 
-class EventStream:
-    """Effectful: one streamed answer, open: iterate it for its ``ServerEvent`` values, in
-    order, as they arrive; ``close`` it (or use it as a context manager) to drop the connection,
-    at once, even mid-stream.
-
-    The iteration never raises an HTTP library's exception: when the connection breaks (a
-    reset, a stall of ``timeout`` seconds, an event over ``MAX_EVENT_BYTES``) it stops, and
-    ``failure`` says why (``None`` after a clean end). ``attempts``: the attempts made to get
-    it, retries included."""
+class _OpenStream:
+    """What both kinds of open stream keep: the reply, how to name its failure, the attempts
+    made to get it (retries included) and ``failure`` (``None`` until the connection broke)."""
 
     def __init__(self, transport: HTTPTransport, request: WireRequest, url: str,
                  reply: httpx2.Response, attempts: int) -> None:
@@ -736,6 +730,20 @@ class EventStream:
         self.status = reply.status_code
         self.failure: LLMError | None = None
 
+    def _broke(self, exc: Exception) -> None:
+        self.failure = self._transport._broken(self._request, self._url, self.attempts, exc)
+
+
+class EventStream(_OpenStream):
+    """Effectful: one streamed answer, open: iterate it for its ``ServerEvent`` values, in
+    order, as they arrive; ``close`` it (or use it as a context manager) to drop the connection,
+    at once, even mid-stream.
+
+    The iteration never raises an HTTP library's exception: when the connection breaks (a
+    reset, a stall of ``timeout`` seconds, an event over ``MAX_EVENT_BYTES``) it stops, and
+    ``failure`` says why (``None`` after a clean end). ``attempts``: the attempts made to get
+    it, retries included."""
+
     def __iter__(self) -> Iterator[ServerEvent]:
         import httpx2
 
@@ -743,8 +751,7 @@ class EventStream:
             for sse in httpx2.EventSource(self._reply, max_event_size=MAX_EVENT_BYTES):
                 yield ServerEvent(event=sse.event, data=sse.data)
         except httpx2.TransportError as exc:  # SSEError, timeouts and decoding included
-            self.failure = self._transport._broken(self._request, self._url, self.attempts,
-                                                   exc)
+            self._broke(exc)
 
     def close(self) -> None:
         self._reply.close()
@@ -756,18 +763,8 @@ class EventStream:
         self.close()
 
 
-class AsyncEventStream:
+class AsyncEventStream(_OpenStream):
     """Effectful, async: ``EventStream`` on an event loop (``async for``; ``aclose``)."""
-
-    def __init__(self, transport: HTTPTransport, request: WireRequest, url: str,
-                 reply: httpx2.Response, attempts: int) -> None:
-        self._transport = transport
-        self._request = request
-        self._url = url
-        self._reply = reply
-        self.attempts = attempts
-        self.status = reply.status_code
-        self.failure: LLMError | None = None
 
     async def __aiter__(self) -> AsyncIterator[ServerEvent]:
         import httpx2
@@ -776,8 +773,7 @@ class AsyncEventStream:
             async for sse in httpx2.EventSource(self._reply, max_event_size=MAX_EVENT_BYTES):
                 yield ServerEvent(event=sse.event, data=sse.data)
         except httpx2.TransportError as exc:
-            self.failure = self._transport._broken(self._request, self._url, self.attempts,
-                                                   exc)
+            self._broke(exc)
 
     async def aclose(self) -> None:
         await self._reply.aclose()

@@ -5,7 +5,6 @@ and the whole call's errors come from the first ``next()``."""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -22,28 +21,11 @@ from llmbackend.errors import LLMError
 from llmbackend.messages import check_input
 from llmbackend.providers.local import LOCAL_PROVIDERS
 from llmbackend.types import GenerationConfig
+from tests.test_engines import INSTALLED, OPTIONS, RUNTIMES
 
 pytestmark = pytest.mark.runtime
 
 
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-#: As in tests/test_engines.py: chat templates on; vLLM's CPU settings (small cache, float32).
-OPTIONS: dict[str, dict[str, Any]] = {
-    "transformers": {"apply_chat_template": True},
-    "mlx": {"apply_chat_template": True},
-    "vllm": {"apply_chat_template": True, "llm_kwargs": {
-        "enforce_eager": True, "distributed_executor_backend": "uni",
-        "kv_cache_memory_bytes": 64 << 20, "dtype": "float32", "max_model_len": 256,
-        "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True}}},
-}
-MODULES = {"transformers": "transformers", "mlx": "mlx_lm", "vllm": "vllm"}
-INSTALLED = [name for name, module in MODULES.items() if _installed(module)]
-RUNTIMES = [pytest.param(name, id=name, marks=pytest.mark.skipif(
-    not _installed(MODULES[name]), reason=f"{MODULES[name]} not installed"))
-    for name in MODULES]
 STREAMING = [runtime for runtime in RUNTIMES if runtime.values[0] != "vllm"]
 
 Outcome = Result[Generation[str], LLMError]
