@@ -277,8 +277,9 @@ class Client:
             concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | bool | None = None,
             timeout: float | None = None, max_retries: int | None = None
             ) -> Generator[Result[Generation[Any], LLMError], None, None]:
-        """Fan-out, typed face: one ``generate`` per input, ``concurrency`` at a time (1 to 256,
-        default 8); each input's ``Result`` in input order, as an iterator you loop over.
+        """Fan-out, typed face: one ``generate`` per input, ``concurrency`` at a time (any whole
+        number from 1, default 8); each input's ``Result`` in input order, as an iterator you
+        loop over.
 
         Memory stays bounded whatever the number of inputs: ``inputs`` may be a generator, it
         is read ``2 x concurrency`` ahead at most, and each result is handed back as soon as

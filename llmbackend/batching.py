@@ -24,7 +24,6 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "IMMEDIATE_OPTIONS",
     "MAX_BATCH_ID",
-    "MAX_CONCURRENCY",
     "STATUS_ALIASES",
     "TERMINAL_STATES",
     "BatchCounts",
@@ -388,7 +387,6 @@ def _short(text: str, limit: int = 160) -> str:
 
 #: Concurrent requests of an immediate batch when ``concurrency`` is not given.
 DEFAULT_CONCURRENCY = 8
-MAX_CONCURRENCY = 256
 IMMEDIATE_OPTIONS = ("mode", "concurrency", "custom_ids", "display_name", "progress")
 
 
@@ -404,11 +402,11 @@ class ImmediateOptions:
 
 
 def parse_immediate_options(options: Mapping[str, Any], count: int) -> ImmediateOptions:
-    """Pure: ``batch_options`` for an immediate batch: ``concurrency`` (1 to 256, default 8),
-    ``custom_ids`` (unique non-empty strings, one per input, used to name items in errors),
-    ``display_name`` (kept on the handle) and ``progress`` (``callable(done, total)``, called as
-    prompts finish, or ``True`` for a ready-made progress bar). Raises ``ConfigurationError``
-    naming the option."""
+    """Pure: ``batch_options`` for an immediate batch: ``concurrency`` (a whole number from 1,
+    default 8), ``custom_ids`` (unique non-empty strings, one per input, used to name items in
+    errors), ``display_name`` (kept on the handle) and ``progress`` (``callable(done, total)``,
+    called as prompts finish, or ``True`` for a ready-made progress bar). Raises
+    ``ConfigurationError`` naming the option."""
     check_option_names(options, IMMEDIATE_OPTIONS, "an immediate batch")
     concurrency = check_concurrency(options.get("concurrency", DEFAULT_CONCURRENCY),
                                     "batch option 'concurrency'")
@@ -540,13 +538,13 @@ def unusable_batch_id(value: object, problem: str, *, provider: str, label: str,
 
 
 def check_concurrency(value: object, what: str = "concurrency") -> int:
-    """Pure: ``value`` if it is a whole number from 1 to ``MAX_CONCURRENCY``, else
-    ``ConfigurationError``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not (
-        1 <= value <= MAX_CONCURRENCY
-    ):
+    """Pure: ``value`` if it is a whole number of at least 1, else ``ConfigurationError``.
+
+    There is no ceiling: how many requests may be in flight is the caller's to choose (and
+    bounded by memory: a few KiB each on the async face; a thread each on the sync one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(
-            message=f"{what} must be a whole number from 1 to {MAX_CONCURRENCY}, got {value!r}",
+            message=f"{what} must be a whole number of at least 1, got {value!r}",
             key="concurrency")
     return value
 

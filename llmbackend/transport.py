@@ -1,15 +1,18 @@
 """Effectful: the one HTTP transport. Sends a ``WireRequest``, retries as ``retrying`` decides,
 and returns ``Result[WireResponse, LLMError]``.
 
-Strategy: this is the only module that touches the network (over httpx2, the HTTP library the
-vendors' own SDKs use), the clock and the sleep. It returns every HTTP response, error statuses
-included, as a ``WireResponse``: reading a provider's error body is the provider parser's job.
-It fails only when no response arrived (timeout, connection error). It is also the one place that
-holds credentials: they go into headers here, and it redacts them (``redact``) from what is shown:
-its own messages, the errors the shell hands to the user (``redact_error``), and the log records
-of the HTTP libraries (a ``logging.Filter`` on httpx2's and httpcore2's loggers). Bodies are never
-altered: a response reaches the parser byte for byte as it came.
-httpx2 is imported when the first request is sent, not at ``import llmbackend``.
+Strategy: this is the only module that touches the network, the clock and the sleep: the sync
+face over httpx2 (the HTTP library the vendors' own SDKs use), the async face over aiohttp,
+whose cost per request does not grow with the number in flight (``aio`` holds what is
+aiohttp's; the retry loops, deadlines and redaction here are one for both). It returns every
+HTTP response, error statuses included, as a ``WireResponse``: reading a provider's error body
+is the provider parser's job. It fails only when no response arrived (timeout, connection
+error). It is also the one place that holds credentials: they go into headers here, and it
+redacts them (``redact``) from what is shown: its own messages, the errors the shell hands to
+the user (``redact_error``), and the log records of the HTTP libraries (a ``logging.Filter`` on
+httpx2's, httpcore2's and aiohttp's loggers). Bodies are never altered: a response reaches the
+parser byte for byte as it came. httpx2 is imported when the first request is sent, not at
+``import llmbackend``; aiohttp on the first async request only.
 
 A streamed answer (``open_stream`` / ``aopen_stream``) is retried like any call until its
 status line arrives; a 2xx ``text/event-stream`` answer is then handed over open, as an
@@ -17,8 +20,9 @@ status line arrives; a 2xx ``text/event-stream`` answer is then handed over open
 the wait for each next byte, not the whole answer (a stream may run for minutes): a stream that
 stalls that long ends in ``RequestTimeoutError``.
 
-An async pool belongs to one event loop: each loop gets its own, closed when the loop shuts
-down (``asyncio.run`` and every runner that finalizes async generators), so a loop of
+Neither pool has a connection cap of its own: a fan-out bounds its own concurrency. An async
+pool (an aiohttp session) belongs to one event loop: each loop gets its own, closed when the
+loop shuts down (``asyncio.run`` and every runner that finalizes async generators), so a loop of
 ``asyncio.run`` calls keeps no sockets open.
 """
 
@@ -56,6 +60,7 @@ if TYPE_CHECKING:
     import asyncio
     import logging
 
+    import aiohttp
     import httpx2
 
 T = TypeVar("T")
@@ -64,7 +69,6 @@ E = TypeVar("E", bound=LLMError)
 __all__ = [
     "CONNECT_TIMEOUT",
     "GUARDED_LOGGERS",
-    "MAX_CONNECTIONS",
     "MAX_EVENT_BYTES",
     "USER_AGENT",
     "AsyncEventStream",
@@ -80,9 +84,6 @@ __all__ = [
 CONNECT_TIMEOUT = 10.0
 
 USER_AGENT = "llmbackend/0.1"
-#: Connections one transport opens at most (and keeps alive): an immediate batch's top
-#: concurrency (``batching.MAX_CONCURRENCY``).
-MAX_CONNECTIONS = 256
 
 
 #: The largest server-sent event read: OpenAI's last event carries the whole response (httpx2's
@@ -116,11 +117,12 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 
 class _LoopPool:
-    """One event loop's async pool, and the async generator that closes it when the loop
-    shuts down (``loop.shutdown_asyncgens()``, which ``asyncio.run`` awaits before closing)."""
+    """One event loop's async pool (an aiohttp session, ``aio``), and the async generator that
+    closes it when the loop shuts down (``loop.shutdown_asyncgens()``, which ``asyncio.run``
+    awaits before closing)."""
 
-    def __init__(self, client: httpx2.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
         self.dead = False  # the loop closed without shutting down its async generators
         self.finished = False  # the closer ran
         self.closer = self._close_at_shutdown()
@@ -131,11 +133,14 @@ class _LoopPool:
         finally:
             self.finished = True
             if not self.dead:
-                await self.client.aclose()
+                await self.session.close()
 
     def forget(self) -> None:
         """Finish the closer without the loop (which is closed): nothing is left pending."""
+        from llmbackend import aio
+
         self.dead = True
+        aio.abandon(self.session)
         closing = self.closer.aclose()
         try:
             closing.send(None)
@@ -163,7 +168,7 @@ class _Pool:
 _LIVE: weakref.WeakSet[_Pool] = weakref.WeakSet()
 _LOG_GUARD_LOCK = threading.Lock()
 #: The HTTP libraries' loggers. httpcore2 logs each response's headers verbatim at DEBUG.
-GUARDED_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "llmbackend")
+GUARDED_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "aiohttp", "llmbackend")
 
 
 def _live_secrets() -> tuple[str, ...]:
@@ -269,8 +274,8 @@ class HTTPTransport:
                 if pool.client is None:
                     import httpx2
 
-                    # Enough kept-alive connections for a fan-out at its top concurrency
-                    # (httpx keeps 20 by default, and would reconnect for the rest).
+                    # Kept-alive connections for a fan-out at any concurrency (httpx keeps 20
+                    # by default, and would reconnect for the rest).
                     pool.client = httpx2.Client(**self._limits())
                 client = pool.client
         return client
@@ -281,21 +286,22 @@ class HTTPTransport:
         guard_logs()
         return {
             "headers": self._headers,
-            "limits": httpx2.Limits(max_connections=MAX_CONNECTIONS,
-                                    max_keepalive_connections=MAX_CONNECTIONS),
+            # No cap: a fan-out bounds its own concurrency, and a pool capped below it would
+            # queue the rest (the SDKs' hidden 100-connection trap).
+            "limits": httpx2.Limits(max_connections=None, max_keepalive_connections=None),
         }
 
     def _timeout(self) -> httpx2.Timeout:
         # Per request, not per pool: views with another timeout share the pool.
         return _httpx_timeout(self.timeout)
 
-    async def _async_http(self) -> httpx2.AsyncClient:
+    async def _async_session(self) -> aiohttp.ClientSession:
         # An async pool belongs to the event loop it was opened in: each loop gets its own,
         # closed when that loop shuts down (the closer is an async generator the loop
         # finalizes). Pools of loops that closed without that are dropped here.
         import asyncio
 
-        import httpx2
+        from llmbackend import aio
 
         loop = asyncio.get_running_loop()
         pool = self._pool
@@ -306,7 +312,8 @@ class HTTPTransport:
             dead = [other for other in list(pool.async_clients) if other.is_closed()]
             forgotten = [pool.async_clients.pop(other) for other in dead]
             if entry is None:
-                entry = pool.async_clients[loop] = _LoopPool(httpx2.AsyncClient(**self._limits()))
+                guard_logs()
+                entry = pool.async_clients[loop] = _LoopPool(aio.open_session(self._headers))
                 started = False
             else:
                 started = True
@@ -314,7 +321,7 @@ class HTTPTransport:
             old.forget()
         if not started:
             await anext(entry.closer)  # runs to its yield: the loop now finalizes it at shutdown
-        return entry.client
+        return entry.session
 
     def close(self) -> None:
         """Close the pooled connections. The transport reopens them if used again."""
@@ -332,7 +339,7 @@ class HTTPTransport:
             entry = self._pool.async_clients.pop(asyncio.get_running_loop(), None)
         if entry is not None:
             entry.dead = True
-            await entry.client.aclose()
+            await entry.session.close()
             await entry.closer.aclose()
 
     def _prepare(self, request: WireRequest
@@ -355,11 +362,12 @@ class HTTPTransport:
         return content, self.base_url + request.path, headers
 
     async def asend(self, request: WireRequest) -> Result[WireResponse, LLMError]:
-        """Effectful, async: ``send`` on the running event loop, with the same retry policy
-        (``asyncio.sleep`` between attempts, so other tasks go on meanwhile)."""
+        """Effectful, async: ``send`` on the running event loop (over aiohttp: ``aio``), with
+        the same retry policy (``asyncio.sleep`` between attempts, so other tasks go on
+        meanwhile)."""
         import asyncio
 
-        import httpx2
+        from llmbackend import aio
 
         prepared = self._prepare(request)
         if isinstance(prepared, UnsupportedError):
@@ -367,35 +375,52 @@ class HTTPTransport:
         content, url, headers = prepared
         if isinstance(content, StreamBody):  # async streaming uploads are not needed yet
             content = b"".join(content.chunks())
-        http = await self._async_http()
+        session = await self._async_session()
+        failed = aio.failures()
         attempt = 0
         while True:
             attempt += 1
             pause = self._paused_for()
             if pause > 0:
                 await asyncio.sleep(pause)
-            outcome: WireResponse | TransportError
+            outcome: WireResponse | TransportError | ResponseParseError
             try:
                 # On the event loop the whole-request deadline is exact: a stalled body is cut
                 # off at ``timeout``, not at the next chunk.
-                async with asyncio.timeout(self.timeout), http.stream(
-                        request.method, url, content=content, headers=headers,
-                        timeout=self._timeout()) as streamed:
-                    buffer = bytearray()
-                    async for chunk in streamed.aiter_bytes():
-                        buffer += chunk
-                    outcome = self._response(streamed, bytes(buffer), attempt)
-            except TimeoutError:
-                outcome = self._overdue(request, url, attempt)
-            except httpx2.DecodingError as exc:
-                return Failure(self._undecodable(request, url, exc))
-            except httpx2.TransportError as exc:  # timeouts included
-                outcome = self._no_answer(request, url, attempt, exc)
+                async with asyncio.timeout(self.timeout):
+                    reply = await aio.start(session, request.method, url, content, headers,
+                                            connect=self._connect_timeout(), read=None)
+                    try:
+                        body = await reply.read()
+                    finally:
+                        reply.release()
+                outcome = WireResponse(status=reply.status, headers=aio.headers_of(reply),
+                                       body=body, attempts=attempt)
+            except failed as exc:
+                outcome = self._async_failure(request, url, attempt, exc)
+            if isinstance(outcome, ResponseParseError):
+                return Failure(outcome)
             delay = self._retry_after(request, url, outcome, attempt, "async")
             if delay is None:
                 return Success(outcome) if isinstance(outcome, WireResponse) else Failure(
                     outcome)
             await asyncio.sleep(delay)
+
+    def _connect_timeout(self) -> float:
+        return min(self.timeout, CONNECT_TIMEOUT)
+
+    def _async_failure(self, request: WireRequest, url: str, attempt: int, exc: BaseException
+                       ) -> TransportError | ResponseParseError:
+        """The typed failure of an async attempt that got no (whole) answer."""
+        from llmbackend import aio
+
+        kind = aio.classify(exc)
+        if kind is aio.Failed.UNDECODABLE:
+            return self._undecodable(request, url, exc)
+        if kind is aio.Failed.TIMEOUT:
+            return self._overdue(request, url, attempt)
+        return self._no_answer(request, url, attempt, exc,
+                               timed_out=kind is aio.Failed.CONNECT_TIMEOUT)
 
     def send(self, request: WireRequest) -> Result[WireResponse, LLMError]:
         """Effectful: send ``request``, retrying per the policy; the last response or failure."""
@@ -504,7 +529,7 @@ class HTTPTransport:
         ``AsyncEventStream``: ``aclose`` it)."""
         import asyncio
 
-        import httpx2
+        from llmbackend import aio
 
         prepared = self._prepare(request)
         if isinstance(prepared, UnsupportedError):
@@ -512,34 +537,34 @@ class HTTPTransport:
         content, url, headers = prepared
         if isinstance(content, StreamBody):
             content = b"".join(content.chunks())
-        http = await self._async_http()
+        session = await self._async_session()
+        failed = aio.failures()
         attempt = attempts
         while True:
             attempt += 1
             pause = self._paused_for()
             if pause > 0:
                 await asyncio.sleep(pause)
-            outcome: WireResponse | TransportError
+            outcome: WireResponse | TransportError | ResponseParseError
             try:
-                reply = await http.send(http.build_request(
-                    request.method, url, content=content, headers=headers,
-                    timeout=self._timeout()), stream=True)
-            except httpx2.TransportError as exc:
-                outcome = self._no_answer(request, url, attempt, exc)
+                reply = await aio.start(session, request.method, url, content, headers,
+                                        connect=self._connect_timeout(), read=self.timeout)
+            except failed as exc:
+                outcome = self._async_failure(request, url, attempt, exc)
             else:
-                if _is_event_stream(reply):
+                if aio.is_event_stream(reply):
                     return Success(AsyncEventStream(self, request, url, reply, attempt))
                 try:
                     async with asyncio.timeout(self.timeout):
-                        outcome = self._response(reply, await reply.aread(), attempt)
-                except TimeoutError:
-                    outcome = self._overdue(request, url, attempt)
-                except httpx2.DecodingError as exc:
-                    return Failure(self._undecodable(request, url, exc))
-                except httpx2.TransportError as exc:
-                    outcome = self._no_answer(request, url, attempt, exc)
+                        body = await reply.read()
+                    outcome = WireResponse(status=reply.status, headers=aio.headers_of(reply),
+                                           body=body, attempts=attempt)
+                except failed as exc:
+                    outcome = self._async_failure(request, url, attempt, exc)
                 finally:
-                    await reply.aclose()
+                    reply.release()
+            if isinstance(outcome, ResponseParseError):
+                return Failure(outcome)
             delay = self._retry_after(request, url, outcome, attempt, "(stream, async)")
             if delay is None:
                 return Success(outcome) if isinstance(outcome, WireResponse) else Failure(
@@ -569,18 +594,23 @@ class HTTPTransport:
                        type(failure).__name__, delay, attempt, self.retry.max_retries + 1)
         return delay
 
-    def _broken(self, request: WireRequest, url: str, attempt: int, exc: Exception
+    def _broken(self, request: WireRequest, url: str, attempt: int, exc: BaseException
                 ) -> LLMError:
         """The typed failure of a stream whose connection broke after its status line: a
-        stall (no byte for ``timeout`` seconds), a reset, an undecodable or oversized event."""
+        stall (no byte for ``timeout`` seconds), a reset, an undecodable or oversized event
+        (httpx2's exceptions on the sync face, aiohttp's on the async one)."""
         import httpx2
 
-        if isinstance(exc, httpx2.TimeoutException):
+        from llmbackend import aio
+
+        if isinstance(exc, httpx2.TimeoutException | TimeoutError):
             return RequestTimeoutError(
                 message=self._scrub(f"{request.method} {url}: the stream stalled: no bytes "
                                     f"arrived for {self.timeout:g} s (the timeout)"),
                 provider=self.provider, attempts=attempt)
-        if isinstance(exc, httpx2.DecodingError):
+        if isinstance(exc, httpx2.DecodingError) or (
+                not isinstance(exc, httpx2.HTTPError) and aio.classify(exc)
+                is aio.Failed.UNDECODABLE):
             return self._undecodable(request, url, exc)
         return TransportError(
             message=self._scrub(f"{request.method} {url}: the stream broke: "
@@ -629,12 +659,15 @@ class HTTPTransport:
         except httpx2.TransportError as exc:  # timeouts included
             return self._no_answer(request, url, attempt, exc)
 
-    def _no_answer(self, request: WireRequest, url: str, attempt: int, exc: Exception
-                   ) -> TransportError:
-        """The typed failure of an attempt that got no response (sync and async alike)."""
+    def _no_answer(self, request: WireRequest, url: str, attempt: int, exc: BaseException,
+                   *, timed_out: bool | None = None) -> TransportError:
+        """The typed failure of an attempt that got no response (sync and async alike;
+        ``timed_out``: whether it was a timeout, when not an httpx2 exception that says)."""
         import httpx2
 
-        if isinstance(exc, httpx2.TimeoutException):
+        if timed_out is None:
+            timed_out = isinstance(exc, httpx2.TimeoutException)
+        if timed_out:
             return RequestTimeoutError(
                 message=self._scrub(f"{request.method} {url} timed out after {attempt} "
                                     f"attempt(s) ({type(exc).__name__}; timeout "
@@ -673,7 +706,7 @@ class HTTPTransport:
                                 f"timeout (attempt {attempt}): the body was still arriving"),
             provider=self.provider, attempts=attempt)
 
-    def _undecodable(self, request: WireRequest, url: str, exc: Exception
+    def _undecodable(self, request: WireRequest, url: str, exc: BaseException
                      ) -> ResponseParseError:
         return ResponseParseError(
             message=self._scrub(f"{request.method} {url}: the response body cannot be decoded "
@@ -721,16 +754,14 @@ class _OpenStream:
     made to get it (retries included) and ``failure`` (``None`` until the connection broke)."""
 
     def __init__(self, transport: HTTPTransport, request: WireRequest, url: str,
-                 reply: httpx2.Response, attempts: int) -> None:
+                 attempts: int) -> None:
         self._transport = transport
         self._request = request
         self._url = url
-        self._reply = reply
         self.attempts = attempts
-        self.status = reply.status_code
         self.failure: LLMError | None = None
 
-    def _broke(self, exc: Exception) -> None:
+    def _broke(self, exc: BaseException) -> None:
         self.failure = self._transport._broken(self._request, self._url, self.attempts, exc)
 
 
@@ -743,6 +774,12 @@ class EventStream(_OpenStream):
     reset, a stall of ``timeout`` seconds, an event over ``MAX_EVENT_BYTES``) it stops, and
     ``failure`` says why (``None`` after a clean end). ``attempts``: the attempts made to get
     it, retries included."""
+
+    def __init__(self, transport: HTTPTransport, request: WireRequest, url: str,
+                 reply: httpx2.Response, attempts: int) -> None:
+        super().__init__(transport, request, url, attempts)
+        self._reply = reply
+        self.status = reply.status_code
 
     def __iter__(self) -> Iterator[ServerEvent]:
         import httpx2
@@ -764,16 +801,27 @@ class EventStream(_OpenStream):
 
 
 class AsyncEventStream(_OpenStream):
-    """Effectful, async: ``EventStream`` on an event loop (``async for``; ``aclose``)."""
+    """Effectful, async: ``EventStream`` on an event loop, over aiohttp (``async for``;
+    ``aclose``)."""
+
+    def __init__(self, transport: HTTPTransport, request: WireRequest, url: str,
+                 reply: aiohttp.ClientResponse, attempts: int) -> None:
+        super().__init__(transport, request, url, attempts)
+        self._reply = reply
+        self.status = reply.status
 
     async def __aiter__(self) -> AsyncIterator[ServerEvent]:
-        import httpx2
+        from llmbackend import aio
 
         try:
-            async for sse in httpx2.EventSource(self._reply, max_event_size=MAX_EVENT_BYTES):
-                yield ServerEvent(event=sse.event, data=sse.data)
-        except httpx2.TransportError as exc:
+            async for event, data in aio.events(self._reply, self._url, MAX_EVENT_BYTES):
+                yield ServerEvent(event=event, data=data)
+        except aio.failures() as exc:
             self._broke(exc)
 
     async def aclose(self) -> None:
-        await self._reply.aclose()
+        # A stream read to its end gives its connection back; one left midway drops it.
+        if self._reply.content.at_eof():
+            self._reply.release()
+        else:
+            self._reply.close()

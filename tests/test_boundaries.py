@@ -32,7 +32,8 @@ FORBIDDEN_IN_PURE = {
     "llmbackend.jobs", "llmbackend.backends", "llmbackend.cli", "llmbackend.fanout",
     "llmbackend.progress", "tempfile", "secrets",
 }
-HEAVY = ["httpx2", "httpcore2", "jsonschema", "cattrs", "pydantic", "openai", "anthropic",
+HEAVY = ["httpx2", "httpcore2", "aiohttp", "jsonschema", "cattrs", "pydantic", "openai",
+         "anthropic",
          "google.genai", "torch", "transformers", "vllm", "mlx", "numpy",
          # the command line's and the progress bar's: never loaded by the library itself
          "click", "tqdm"]
@@ -125,6 +126,19 @@ def test_the_sync_api_loads_no_asyncio() -> None:
     assert [m for m in loaded if m.split(".")[0] in {"asyncio", "concurrent"}] == []
 
 
+def test_sync_calls_never_load_the_async_stack() -> None:
+    # a whole call, a stream and a fan-out on the sync face, against the emulator: httpx2 is
+    # loaded, aiohttp (the async face's stack) is not
+    loaded = _modules_after(
+        "import sys\nsys.path.insert(0, '.')\nfrom tests.emulator import OpenAIEmulator, "
+        "API_KEY\nimport llmbackend\ne = OpenAIEmulator()\ne.start()\n"
+        "c = llmbackend.client('openai', 'm', api_key=API_KEY, base_url=e.base_url)\n"
+        "assert c.get_response('a') and list(c.map(['b', 'c'])) and ''.join(c.stream('d'))\n"
+        "c.close()")
+    assert "httpx2" in loaded
+    assert [m for m in loaded if m.split(".")[0] in {"aiohttp", "yarl", "multidict"}] == []
+
+
 def test_bare_import_loads_almost_nothing() -> None:
     loaded = _modules_after("import llmbackend")
     assert [m for m in loaded if m.startswith("llmbackend")] == ["llmbackend"]
@@ -141,7 +155,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("retrying", "errors", "types", "schemas", "messages", "streams", "checks",
               "convert", "batching",
               "pipeline", "settings", "redact", "providers", "providers.*", "jobs.saved")),
-    ("effects", ("logs", "progress", "transport", "engines", "fanout", "streaming")),
+    ("effects", ("logs", "progress", "aio", "transport", "engines", "fanout", "streaming")),
     ("jobs", ("jobs", "jobs.*")),
     ("backends", ("backends",)),
     ("api", ("api",)),
