@@ -313,7 +313,8 @@ class HTTPTransport:
             forgotten = [pool.async_clients.pop(other) for other in dead]
             if entry is None:
                 guard_logs()
-                entry = pool.async_clients[loop] = _LoopPool(aio.open_session(self._headers))
+                entry = pool.async_clients[loop] = _LoopPool(
+                    aio.open_session(self._headers, self.base_url))
                 started = False
             else:
                 started = True

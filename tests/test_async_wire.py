@@ -202,3 +202,38 @@ def test_a_loop_closed_without_its_shutdown_leaves_no_session_to_warn_about(
     # a loop closed that way are the loop's, and go when collected, as with any loop)
     unclosed = [str(w.message) for w in caught if "Unclosed" in str(w.message)]
     assert unclosed == []
+
+
+def test_the_environments_proxy_serves_both_faces(monkeypatch: pytest.MonkeyPatch) -> None:
+    # HTTP_PROXY names a loopback "proxy" (it answers itself): both faces send it the request
+    # for a host that does not resolve, in absolute form, with the key (the proxy is trusted)
+    body = json.dumps(response_body("gpt-4o-mini", "via the proxy")).encode()
+    with answering(200, [("Content-Type", "application/json")], body) as (proxy, seen):
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = llmbackend.client("openai", "gpt-4o-mini", api_key=API_KEY,
+                                   base_url="http://api.example.invalid/v1", max_retries=0)
+        assert client.get_response("hi") == "via the proxy"
+        assert asyncio.run(client.aget_response("hi")) == "via the proxy"
+        client.close()
+    assert [request[":path"] for request in seen] == [
+        "http://api.example.invalid/v1/responses"] * 2
+
+
+def test_environment_proxy_follows_the_scheme_and_no_proxy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmbackend.aio import environment_proxy
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
+                 "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert environment_proxy("https://api.openai.com/v1") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.local:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.internal")
+    assert environment_proxy("https://api.openai.com/v1") == "http://proxy.local:3128"
+    assert environment_proxy("http://api.openai.com/v1") is None  # no HTTP_PROXY
+    assert environment_proxy("https://models.internal/v1") is None
+    assert environment_proxy("http://127.0.0.1:8000/v1") is None
+    monkeypatch.setenv("ALL_PROXY", "http://all.local:1080")
+    assert environment_proxy("http://api.openai.com/v1") == "http://all.local:1080"
