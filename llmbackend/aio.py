@@ -20,6 +20,7 @@ Server-sent events are framed by httpx2's SSE decoder, the one the sync face use
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -119,18 +120,23 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 async def start(session: aiohttp.ClientSession, method: str, url: str, content: bytes | None,
-                headers: Mapping[str, str], *, connect: float, read: float | None
+                headers: dict[str, str], *, connect: float, read: float | None
                 ) -> aiohttp.ClientResponse:
     """Send one request; the response once its head has arrived (read its body, then
     ``release`` it; or ``close`` it to drop the connection). ``read``: the longest wait for
     each next byte (``None``: no limit of its own; the caller's deadline bounds it)."""
-    import aiohttp
     from yarl import URL
 
-    return await session.request(
-        method, URL(url, encoded=True), data=content, headers=dict(headers),
-        allow_redirects=False,
-        timeout=aiohttp.ClientTimeout(total=None, connect=connect, sock_read=read))
+    return await session.request(method, URL(url, encoded=True), data=content, headers=headers,
+                                 allow_redirects=False, timeout=_timeout(connect, read))
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(connect: float, read: float | None) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts (made once per value: a ``ClientTimeout`` is frozen)."""
+    import aiohttp
+
+    return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=read)
 
 
 def headers_of(reply: aiohttp.ClientResponse) -> dict[str, str]:
