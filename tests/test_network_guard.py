@@ -26,3 +26,14 @@ def test_a_client_pointed_at_the_real_api_cannot_reach_it() -> None:
     client = llmbackend.client("openai", "gpt-4o-mini", api_key="sk-test", max_retries=0)
     with pytest.raises((NetworkBlockedError, TransportError)):
         client.get_response("hi")
+
+
+def test_the_async_face_cannot_reach_it_either() -> None:
+    import asyncio
+
+    client = llmbackend.client("openai", "gpt-4o-mini", api_key="sk-test", max_retries=0)
+    with pytest.raises((NetworkBlockedError, TransportError)) as raised:
+        asyncio.run(client.aget_response("hi"))
+    client.close()
+    # the guard's refusal, whether raised as is or as the transport's typed error around it
+    assert isinstance(raised.value, NetworkBlockedError) or "blocked" in str(raised.value).lower()
