@@ -236,12 +236,38 @@ class StructuredOutput(Generic[T_co]):
 
 @frozen(kw_only=True)
 class Usage:
-    """Token counts as the provider reported them (``None`` when it did not)."""
+    """Token counts as the provider reported them (``None`` when it did not), normalized so that
+    every field means the same thing on every provider:
+
+    - ``input_tokens``: all the input tokens, cached ones included (Anthropic reports the
+      uncached ones alone: its cache reads and writes are added here);
+    - ``cached_input_tokens``: the input tokens read from the provider's prompt cache, among
+      ``input_tokens``; ``cache_write_tokens``: those written to it (Anthropic's
+      ``cache_creation_input_tokens``), among ``input_tokens`` too; ``cache_write_5m_tokens``
+      / ``cache_write_1h_tokens``: the writes by cache lifetime, where the answer gives them;
+    - ``output_tokens``: all the output tokens, reasoning included; ``reasoning_tokens``: the
+      reasoning (thinking) ones among them;
+    - ``service_tier``: the service tier the provider says it served the request on (OpenAI's
+      ``service_tier``, Anthropic's ``usage.service_tier``), as it spells it.
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
     cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cache_write_5m_tokens: int | None = None
+    cache_write_1h_tokens: int | None = None
+    service_tier: str | None = None
+
+    @property
+    def uncached_input_tokens(self) -> int | None:
+        """The input tokens neither read from nor written to the cache (the ones a price table
+        calls plain input)."""
+        if self.input_tokens is None:
+            return None
+        return self.input_tokens - (self.cached_input_tokens or 0) - (
+            self.cache_write_tokens or 0)
 
     @property
     def total_tokens(self) -> int | None:

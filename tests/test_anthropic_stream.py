@@ -49,19 +49,24 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "text_basic": {
         "deltas": ["-", " Captain", "\n- Sc", "oop"],
         # message_delta's running total (10), not message_start's 1 + 10
-        "usage": Usage(input_tokens=17, output_tokens=10, cached_input_tokens=0),
+        # message_start's usage (with the cache split and the tier), message_delta's totals
+        "usage": Usage(input_tokens=17, output_tokens=10, cached_input_tokens=0,
+                       cache_write_tokens=0, cache_write_5m_tokens=0, cache_write_1h_tokens=0,
+                       service_tier="standard"),
         "finish_reason": "stop", "stop_reason": "end_turn",
         "model": "claude-sonnet-4-5-20250929", "id": "msg_014Z12bJxZvKUjLkhBzUz358"},
     "thinking": {
         "deltas": ["Scoop and Beaky"],
         # message_delta gives only output_tokens: input_tokens stays message_start's 45
-        "usage": Usage(input_tokens=45, output_tokens=94, cached_input_tokens=0),
+        "usage": Usage(input_tokens=45, output_tokens=94, cached_input_tokens=0,
+                       cache_write_tokens=0),
         "finish_reason": "stop", "stop_reason": "end_turn",
         "model": "claude-3-7-sonnet-20250219", "id": "msg_01SNKQD4WaGocVoAVDeL7eZX"},
     "tool_use": {
         "deltas": ["I", "'ll", " help", " you generate", " two names for a pet", " pelican using",
                    " the pel", "ican name", " generator tool."],
-        "usage": Usage(input_tokens=310, output_tokens=82, cached_input_tokens=0),
+        "usage": Usage(input_tokens=310, output_tokens=82, cached_input_tokens=0,
+                       cache_write_tokens=0),
         # text and tool calls: returned as text, saying so
         "finish_reason": "tool_calls", "stop_reason": "tool_use",
         "model": "claude-3-5-haiku-latest", "id": "msg_015S7FCRZ7rzjcyuJgzDu35c"},
@@ -251,9 +256,18 @@ def test_the_sdk_reads_the_same_text_usage_and_message(name: str) -> None:
     if generation is None:
         assert final.stop_reason == "refusal" and isinstance(finished.failure(), RefusalError)
         return
+    # normalized as Usage says: all the input tokens (Anthropic's input_tokens are the
+    # uncached ones), the cache reads and writes among them, the split and the tier as given
+    sdk = final.usage
+    split = sdk.cache_creation
     assert generation.usage == Usage(
-        input_tokens=final.usage.input_tokens, output_tokens=final.usage.output_tokens,
-        cached_input_tokens=final.usage.cache_read_input_tokens)
+        input_tokens=sdk.input_tokens + (sdk.cache_read_input_tokens or 0)
+        + (sdk.cache_creation_input_tokens or 0), output_tokens=sdk.output_tokens,
+        cached_input_tokens=sdk.cache_read_input_tokens,
+        cache_write_tokens=sdk.cache_creation_input_tokens,
+        cache_write_5m_tokens=split.ephemeral_5m_input_tokens if split else None,
+        cache_write_1h_tokens=split.ephemeral_1h_input_tokens if split else None,
+        service_tier=sdk.service_tier)
     assert (generation.response_id, generation.model) == (final.id, final.model)
     assert generation.finish_reason == ("tool_calls" if final.stop_reason == "tool_use"
                                         else "stop")

@@ -51,20 +51,20 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "text_basic": {
         "deltas": ["stream", "ed"],
         "usage": Usage(input_tokens=21, output_tokens=3, reasoning_tokens=0,
-                       cached_input_tokens=0),
+                       cached_input_tokens=0, service_tier="default"),
         "model": "gpt-4.1-2025-04-14",
         "response_id": "resp_01000000000000000000000000000000000000000000000000"},
     "reasoning_item_text": {
         "deltas": ["Hello", ",", " World", "!"],
         "usage": Usage(input_tokens=12, output_tokens=10, reasoning_tokens=0,
-                       cached_input_tokens=0),
+                       cached_input_tokens=0, service_tier="default"),
         "model": "gpt-5-2025-08-07",
         "response_id": "resp_68d7eff889908196bde536de7b601b7d07152cb8c6ac9072"},
     "json_schema": {
         "deltas": ['{"', "temperature", "C", "elsius", '":', "22", ',"', "condition", '":"',
                    "Part", "ly", " Cloud", "y", '"}'],
         "usage": Usage(input_tokens=76, output_tokens=23, reasoning_tokens=0,
-                       cached_input_tokens=0),
+                       cached_input_tokens=0, service_tier="default"),
         "model": "gpt-5.2-2025-12-11",
         "response_id": "resp_099b1acf00be9156016968ca7336248194b0ee603e010cde66"},
 }
@@ -194,7 +194,8 @@ def test_the_sdk_reads_the_same_deltas_text_and_usage(name: str) -> None:
     assert generation.usage == Usage(
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
         reasoning_tokens=usage.output_tokens_details.reasoning_tokens,
-        cached_input_tokens=usage.input_tokens_details.cached_tokens)
+        cached_input_tokens=usage.input_tokens_details.cached_tokens,
+        service_tier=final.service_tier)
     assert (final.id, final.model, final.status) == (
         generation.response_id, generation.model, "completed")
     assert sdk_events[-1].type == "response.completed"

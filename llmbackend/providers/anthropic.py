@@ -516,14 +516,31 @@ def parse_message_object(
 
 
 def parse_usage(usage: object) -> Usage:
-    """Pure: token counts from a message's ``usage`` (``cache_read_input_tokens`` are the cached
-    input tokens; Anthropic reports no separate reasoning count)."""
+    """Pure: token counts from a message's ``usage``, normalized (``Usage``): Anthropic's
+    ``input_tokens`` are the uncached ones only, so ``cache_read_input_tokens`` and
+    ``cache_creation_input_tokens`` are added to make ``input_tokens`` all of them; the
+    writes' split by lifetime is ``cache_creation.ephemeral_5m_input_tokens`` /
+    ``ephemeral_1h_input_tokens``; the thinking tokens among the output ones are
+    ``output_tokens_details.thinking_tokens``, where the answer gives them."""
     if not isinstance(usage, dict):
         return Usage()
+    uncached = read_count(usage.get("input_tokens"))
+    read = read_count(usage.get("cache_read_input_tokens"))
+    written = read_count(usage.get("cache_creation_input_tokens"))
+    split = usage.get("cache_creation")
+    split = split if isinstance(split, dict) else {}
+    details = usage.get("output_tokens_details")
+    tier = usage.get("service_tier")
     return Usage(
-        input_tokens=read_count(usage.get("input_tokens")),
+        input_tokens=None if uncached is None else uncached + (read or 0) + (written or 0),
         output_tokens=read_count(usage.get("output_tokens")),
-        cached_input_tokens=read_count(usage.get("cache_read_input_tokens")),
+        reasoning_tokens=read_count(details.get("thinking_tokens"))
+        if isinstance(details, dict) else None,
+        cached_input_tokens=read,
+        cache_write_tokens=written,
+        cache_write_5m_tokens=read_count(split.get("ephemeral_5m_input_tokens")),
+        cache_write_1h_tokens=read_count(split.get("ephemeral_1h_input_tokens")),
+        service_tier=tier if isinstance(tier, str) else None,
     )
 
 

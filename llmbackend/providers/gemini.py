@@ -371,8 +371,11 @@ def part_kind(part: object) -> str:
 
 
 def parse_usage(usage: object) -> Usage:
-    """Pure: token counts from ``usageMetadata``. Output tokens include the thinking tokens
-    (Gemini bills them as output), which are also given as ``reasoning_tokens``."""
+    """Pure: token counts from ``usageMetadata``. ``promptTokenCount`` already includes the
+    cached ones (``cachedContentTokenCount``); Gemini reports no cache writes (an explicit cache
+    is made by its own request, and implicit caching writes for free). Output tokens include the
+    thinking tokens (Gemini bills them as output), which are also given as
+    ``reasoning_tokens``."""
     if not isinstance(usage, dict):
         return Usage()
     candidates = read_count(usage.get("candidatesTokenCount"))

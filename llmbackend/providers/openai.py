@@ -427,7 +427,7 @@ def parse_response_object(
     return Success(Generation(
         text=text,
         parsed=text,
-        usage=parse_usage(body.get("usage")),
+        usage=parse_usage(body.get("usage"), body.get("service_tier")),
         finish_reason="stop",
         provider=NAME,
         model=model if isinstance(model, str) else request.model,
@@ -477,10 +477,13 @@ def _has_text_part(output: list[Any]) -> bool:
         for part in item["content"])
 
 
-def parse_usage(usage: object) -> Usage:
-    """Pure: token counts from a Responses ``usage`` object (missing or odd fields -> ``None``)."""
+def parse_usage(usage: object, service_tier: object = None) -> Usage:
+    """Pure: token counts from a Responses ``usage`` object (missing or odd fields -> ``None``),
+    and the response's ``service_tier``. OpenAI's ``input_tokens`` already include the cached
+    ones (``input_tokens_details.cached_tokens``); it reports no cache writes."""
+    tier = service_tier if isinstance(service_tier, str) else None
     if not isinstance(usage, dict):
-        return Usage()
+        return Usage(service_tier=tier)
     input_details = usage.get("input_tokens_details")
     output_details = usage.get("output_tokens_details")
     return Usage(
@@ -490,6 +493,7 @@ def parse_usage(usage: object) -> Usage:
         if isinstance(output_details, dict) else None,
         cached_input_tokens=read_count(input_details.get("cached_tokens"))
         if isinstance(input_details, dict) else None,
+        service_tier=tier,
     )
 
 
